@@ -1,0 +1,5 @@
+import sys
+
+from llmcache.cli import main
+
+sys.exit(main())

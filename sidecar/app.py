@@ -1,0 +1,135 @@
+"""The sidecar's HTTP surface: API routes, pass-through, and the operational endpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from aiohttp import ClientSession, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from llmcache.policy import CachePolicySpec
+
+from . import pipeline
+from .layers import Selector
+from .metrics import Metrics
+from .providers import PROVIDERS
+from .providers.base import Provider
+from .runtime import Runtime, Settings
+from .upstream import new_session
+
+RUNTIME = web.AppKey("runtime", Runtime)
+SESSION = web.AppKey("session", ClientSession)
+
+# (path, provider, API family): the family names the upstream and the error shape.
+API_ROUTES = (
+    ("/anthropic/v1/messages", "anthropic.messages", "anthropic"),
+    ("/openai/v1/chat/completions", "openai.chat", "openai"),
+    ("/openai/v1/responses", "openai.responses", "openai"),
+    ("/openai/v1/embeddings", "openai.embeddings", "openai"),
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(
+    settings: Settings, spec: CachePolicySpec, metrics: Metrics | None = None
+) -> web.Application:
+    runtime = Runtime(settings, spec, metrics or Metrics())
+    # The body limit is the policy's, checked per request; aiohttp's own must not cut first.
+    app = web.Application(client_max_size=1 << 30, middlewares=[_json_errors])
+    app[RUNTIME] = runtime
+    for path, name, family in API_ROUTES:
+        app.router.add_post(path, partial(_api, provider=PROVIDERS[name], family=family))
+    for family in ("anthropic", "openai"):
+        app.router.add_route("*", f"/{family}/{{tail:.*}}", partial(_passthrough, family=family))
+    app.router.add_post("/admin/flush", _flush)
+    add_operational_routes(app)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+def create_admin_app(runtime: Runtime) -> web.Application:
+    """Probes and metrics only, for a listener reachable from outside the pod."""
+    app = web.Application(middlewares=[_json_errors])
+    app[RUNTIME] = runtime
+    add_operational_routes(app)
+    return app
+
+
+def add_operational_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/stats", _stats)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _healthz)
+
+
+async def _lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+    runtime = app[RUNTIME]
+    await runtime.start()
+    async with new_session() as session:
+        app[SESSION] = session
+        yield
+    await runtime.close()
+
+
+async def _api(request: web.Request, provider: Provider, family: str) -> web.StreamResponse:
+    app = request.app
+    return await pipeline.handle(request, app[RUNTIME], app[SESSION], provider, family)
+
+
+async def _passthrough(request: web.Request, family: str) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    rt.stats.requests += 1
+    rt.stats.bypasses += 1
+    rt.metrics.bypasses.labels(family, "route_not_cached").inc()
+    rt.metrics.requests.labels(family, "bypass", "none").inc()
+    return await pipeline.forward(request, rt, request.app[SESSION], family, None, "bypass")
+
+
+async def _flush(request: web.Request) -> web.Response:
+    try:
+        raw = await request.read()
+        doc = json.loads(raw) if raw else {}
+        if not isinstance(doc, dict):
+            raise ValueError("expected a JSON object")
+        selector = Selector.from_json(doc)
+    except ValueError as exc:
+        return web.json_response(
+            {"error": f"flush body must be {{tagsAny, tagsAll, model}} JSON: {exc}"}, status=400
+        )
+    removed = await request.app[RUNTIME].flush(selector)
+    return web.json_response({"removed": removed})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[RUNTIME].metrics.registry)
+    return web.Response(body=body, headers={"content-type": CONTENT_TYPE_LATEST})
+
+
+async def _stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[RUNTIME].stats_json())
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "policyGeneration": request.app[RUNTIME].generation})
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown routes and wrong methods answer JSON that says what exists."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        known = ", ".join(path for path, _, _ in API_ROUTES)
+        message = f"{exc.reason}: {request.method} {request.path}"
+        if exc.status == 404:
+            message += f" (llmcache serves {known}, /anthropic/*, /openai/*, /metrics, /stats)"
+        return web.json_response(
+            {"error": {"message": f"llmcache: {message}", "type": "not_found_error"}},
+            status=exc.status,
+            headers={"x-llmcache": "bypass"},
+        )

@@ -1,0 +1,229 @@
+"""Shared L2 in Redis, failing open.
+
+Lookups of concurrent requests are gathered for one event-loop tick and sent as a single
+MGET: the Python client, not Redis, is the bottleneck, and one round trip for many requests
+beats one connection per request. Writes are pipelined in the background so a miss never
+waits for Redis. Every operation has a deadline in milliseconds; after repeated faults a
+breaker skips Redis for a growing pause and then tries again, so a dead Redis costs a
+request nothing but a counter increment. Flushes are announced on the policy's channel,
+and a subscriber applies announced flushes to this process's other layers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from llmcache import keyspace
+
+from . import codec
+from .layers import CacheRequest, Entry, Hit, Selector
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+BREAKER_FAULTS = 3  # consecutive faults that open the breaker
+BREAKER_MIN_PAUSE = 0.25
+BREAKER_MAX_PAUSE = 5.0
+
+FlushListener = Callable[[Selector], Awaitable[Any]]
+
+
+class L2:
+    name = "l2"
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        metrics: Metrics,
+        timeout_ms: int = 50,
+        sliding: bool = False,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.timeout = timeout_ms / 1000
+        self.sliding = sliding
+        self._metrics = metrics
+        self.client: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=max(self.timeout * 4, 0.2),
+            socket_connect_timeout=max(self.timeout * 4, 0.2),
+            max_connections=16,
+        )
+        self._pending: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._faults = 0
+        self._pause = BREAKER_MIN_PAUSE
+        self._open_until = 0.0
+        self._listeners: list[FlushListener] = []
+        self._subscriber: asyncio.Task[None] | None = None
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    async def get(self, req: CacheRequest) -> Hit | None:
+        raw = await self.fetch(keyspace.entry_key(self.prefix, req.key))
+        if raw is None:
+            return None
+        try:
+            entry = codec.decode(raw)
+        except codec.CorruptValue:
+            self._metrics.redis_faults.labels("get", "corrupt").inc()
+            return None
+        if self.sliding:
+            self._background(self._touch(req.key, req.ttl))
+        return Hit(entry, "l2")
+
+    def fetch(self, key: str) -> asyncio.Future[bytes | None]:
+        """The raw value of ``key``, batched with every other lookup of this loop tick;
+        resolves to None on a miss or a fault (never raises)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes | None] = loop.create_future()
+        if self._is_open():
+            self._metrics.redis_faults.labels("get", "unavailable").inc()
+            fut.set_result(None)
+            return fut
+        self._pending.append((key, fut))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush_lookups)
+        return fut
+
+    def _flush_lookups(self) -> None:
+        batch, self._pending = self._pending, []
+        self._background(self._mget(batch))
+
+    async def _mget(self, batch: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
+        values: list[Any]
+        try:
+            async with asyncio.timeout(self.timeout):
+                values = await self.client.mget([key for key, _ in batch])
+        except Exception as exc:
+            self._fault("get", exc)
+            values = [None] * len(batch)
+        else:
+            self._ok()
+        for (_, fut), value in zip(batch, values, strict=True):
+            if not fut.done():
+                fut.set_result(value)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def put(self, req: CacheRequest, entry: Entry) -> None:
+        if not self._is_open():
+            self._background(self._write(req.key, entry, req.ttl))
+
+    async def _write(self, digest: str, entry: Entry, ttl: int) -> None:
+        key = keyspace.entry_key(self.prefix, digest)
+        try:
+            async with asyncio.timeout(self.timeout * 4):
+                pipe = self.client.pipeline(transaction=False)
+                pipe.set(key, codec.encode(entry), ex=ttl)
+                for index in [keyspace.tag_key(self.prefix, t) for t in entry.tags] + [
+                    keyspace.model_key(self.prefix, entry.model)
+                ]:
+                    pipe.sadd(index, key)
+                    pipe.expire(index, ttl, gt=True)
+                    pipe.expire(index, ttl, nx=True)
+                await pipe.execute()
+        except Exception as exc:
+            self._fault("set", exc)
+        else:
+            self._ok()
+            self._metrics.stores.labels("l2").inc()
+
+    async def _touch(self, digest: str, ttl: int) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.client.expire(keyspace.entry_key(self.prefix, digest), ttl)
+        except Exception as exc:
+            self._fault("expire", exc)
+
+    # -- invalidation ----------------------------------------------------------------------
+
+    async def invalidate(self, selector: Selector) -> int:
+        """Remove matching entries of the policy and announce it to every sidecar."""
+        try:
+            async with asyncio.timeout(max(self.timeout * 100, 5.0)):
+                return await keyspace.flush(
+                    self.client, self.prefix, selector.tags_any, selector.tags_all, selector.model
+                )
+        except Exception as exc:
+            self._fault("flush", exc)
+            return 0
+
+    def on_flush(self, listener: FlushListener) -> None:
+        """Call ``listener`` with every flush announced on the policy's channel."""
+        self._listeners.append(listener)
+        if self._subscriber is None:
+            self._subscriber = asyncio.get_running_loop().create_task(self._subscribe())
+
+    async def _subscribe(self) -> None:
+        pause = BREAKER_MIN_PAUSE
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(keyspace.channel(self.prefix))
+                pause = BREAKER_MIN_PAUSE
+                async for message in pubsub.listen():
+                    selector = Selector.from_json(json.loads(message["data"]))
+                    for listener in self._listeners:
+                        await listener(selector)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                raise
+            except Exception as exc:
+                log.debug("invalidation subscriber: %s; reconnecting", exc)
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, BREAKER_MAX_PAUSE)
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(self.timeout * 4):
+                return bool(await self.client.ping())
+        except Exception:
+            return False
+
+    def _is_open(self) -> bool:
+        return self._open_until > 0 and time.monotonic() < self._open_until
+
+    def _fault(self, op: str, exc: BaseException) -> None:
+        reason = "timeout" if isinstance(exc, TimeoutError) else "error"
+        self._metrics.redis_faults.labels(op, reason).inc()
+        self._faults += 1
+        if self._faults >= BREAKER_FAULTS:
+            self._open_until = time.monotonic() + self._pause
+            self._pause = min(self._pause * 2, BREAKER_MAX_PAUSE)
+            log.warning("redis %s failing (%s): skipping Redis for %.2fs", op, reason, self._pause)
+
+    def _ok(self) -> None:
+        self._faults = 0
+        self._pause = BREAKER_MIN_PAUSE
+        self._open_until = 0.0
+
+    def _background(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        if self._subscriber is not None:
+            self._subscriber.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._subscriber
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 1.0)
+        with contextlib.suppress(Exception):
+            await self.client.aclose()

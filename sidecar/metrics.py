@@ -1,0 +1,126 @@
+"""Prometheus metrics of one sidecar process (names are a documented contract: the chart's
+dashboards and alerts use them, and a test checks that every name they use exists).
+
+Each ``Metrics`` has its own registry so several sidecars can live in one test process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Hits are sub-millisecond, upstream calls take seconds: one bucket set covers both.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+SIMILARITY_BUCKETS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "llmcache_requests",
+            "Proxied requests by route, result (hit, miss, bypass, error) and serving layer.",
+            ["route", "result", "layer"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "llmcache_request_duration_seconds",
+            "Time from request to the end of the response, by route and result.",
+            ["route", "result"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            "llmcache_upstream_duration_seconds",
+            "Upstream call time to the end of the response, by route and status class.",
+            ["route", "status_class"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lookup_duration = Histogram(
+            "llmcache_lookup_duration_seconds",
+            "Time one cache layer took to answer a lookup (hit or miss).",
+            ["layer"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.response_bytes = Counter(
+            "llmcache_response_bytes",
+            "Response body bytes sent to clients, by route and result.",
+            ["route", "result"],
+            registry=r,
+        )
+        self.bypasses = Counter(
+            "llmcache_bypass",
+            "Requests not looked up or not stored, by reason.",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.coalesced = Counter(
+            "llmcache_coalesced_requests",
+            "Requests answered by joining an identical in-flight upstream call.",
+            ["route"],
+            registry=r,
+        )
+        self.tokens_saved = Counter(
+            "llmcache_tokens_saved",
+            "Tokens not bought from the upstream thanks to hits, by kind "
+            "(input, output, cache_read, cache_write).",
+            ["route", "model", "kind"],
+            registry=r,
+        )
+        self.tokens_spent = Counter(
+            "llmcache_tokens_spent",
+            "Tokens bought from the upstream on misses and bypasses, by kind.",
+            ["route", "model", "kind"],
+            registry=r,
+        )
+        self.usd_saved = Counter(
+            "llmcache_saved_usd",
+            "Estimated USD not spent thanks to hits (list prices, policy overrides).",
+            ["route", "model"],
+            registry=r,
+        )
+        self.usd_spent = Counter(
+            "llmcache_spent_usd",
+            "Estimated USD spent upstream on misses and bypasses.",
+            ["route", "model"],
+            registry=r,
+        )
+        self.redis_faults = Counter(
+            "llmcache_redis_faults",
+            "Redis operations that failed open (timeout, error, corrupt value).",
+            ["op", "reason"],
+            registry=r,
+        )
+        self.stores = Counter(
+            "llmcache_stores",
+            "Responses written to a cache layer.",
+            ["layer"],
+            registry=r,
+        )
+        self.l1_entries = Gauge("llmcache_l1_entries", "Entries in the L1.", registry=r)
+        self.l1_bytes = Gauge("llmcache_l1_bytes", "Bytes held by the L1.", registry=r)
+        self.l1_evictions = Counter(
+            "llmcache_l1_evictions", "L1 entries evicted to stay within bounds.", registry=r
+        )
+        self.policy_generation = Gauge(
+            "llmcache_policy_generation",
+            "Generation of the CachePolicy the sidecar runs (0: file or defaults).",
+            registry=r,
+        )
+        self.policy_reloads = Counter(
+            "llmcache_policy_reloads",
+            "Policy updates received, by result (applied, invalid, unchanged).",
+            ["result"],
+            registry=r,
+        )
+        self.invalidated = Counter(
+            "llmcache_invalidated_entries",
+            "Entries removed by flushes and write-through invalidation.",
+            ["reason"],
+            registry=r,
+        )

@@ -1,0 +1,417 @@
+"""The path of one LLM API request through the sidecar, top to bottom.
+
+1. read and parse the body (clear 4xx in the API's own error shape when it is bad);
+2. decide whether the request may be cached at all (policy, statefulness, per-request
+   ``cache-control``), else pass it through untouched;
+3. derive the tenant partition and the key, and walk the layers (L1, L2, semantic);
+4. on a miss, join an identical in-flight call or make the upstream call, streaming it to the
+   client as it arrives while assembling the complete answer;
+5. store the answer only if it succeeded and ended normally; never an error, a truncated,
+   refused or interrupted answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from fnmatch import fnmatchcase
+from typing import Any
+
+from aiohttp import ClientError, ClientSession, web
+
+from llmcache.policy import CachePolicySpec
+from llmcache.prices import cost_usd, price_for
+
+from . import keys
+from .layers import CacheRequest, Entry, Hit
+from .providers.base import Json, Provider, Usage
+from .providers.sse import SSEParser
+from .runtime import Runtime
+from .upstream import api_error, request_headers, response_headers
+
+log = logging.getLogger(__name__)
+
+SSE_HEADERS = (("content-type", "text/event-stream"), ("cache-control", "no-cache"))
+TAG_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
+MAX_TAGS = 16
+MAX_TTL = 31 * 86_400
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind = status, kind
+
+
+async def handle(
+    request: web.Request, rt: Runtime, session: ClientSession, provider: Provider, family: str
+) -> web.StreamResponse:
+    started = time.perf_counter()
+    policy = rt.policy
+    rt.stats.requests += 1
+    try:
+        raw = await read_body(request, policy.limits.max_body_bytes)
+        body = parse_json(raw)
+        req = prepare(request, rt, policy, provider, body)
+    except BadRequest as exc:
+        rt.stats.errors += 1
+        rt.metrics.requests.labels(provider.name, "error", "none").inc()
+        return api_error(family, exc.status, exc.kind, str(exc))
+
+    if isinstance(req, str):  # a bypass reason
+        rt.stats.bypasses += 1
+        rt.metrics.bypasses.labels(provider.name, req).inc()
+        resp = await forward(request, rt, session, family, raw, "bypass", provider, body)
+        _observe(rt, provider.name, "bypass", "none", started)
+        return resp
+
+    if req.lookup:
+        for layer in rt.layers:
+            t0 = time.perf_counter()
+            hit = await layer.get(req)
+            rt.metrics.lookup_duration.labels(layer.name).observe(time.perf_counter() - t0)
+            if hit is not None:
+                if hit.layer != "l1":
+                    await rt.promote(req.key, hit.entry, req.ttl)
+                resp = await respond_hit(request, rt, provider, req, hit)
+                _observe(rt, provider.name, "hit", hit.layer, started)
+                return resp
+
+    rt.stats.misses += 1
+    leader = req.lookup and policy.batching.mode != "off"
+    waiter: asyncio.Future[Entry | None] | None = rt.inflight.get(req.key) if leader else None
+    if waiter is not None:
+        joined = await asyncio.shield(waiter)
+        if joined is not None:
+            rt.metrics.coalesced.labels(provider.name).inc()
+            rt.stats.misses -= 1
+            resp = await respond_hit(request, rt, provider, req, Hit(joined, "coalesced"))
+            _observe(rt, provider.name, "hit", "coalesced", started)
+            return resp
+        leader = False  # the leader's answer was not storable: make our own call
+    own: asyncio.Future[Entry | None] | None = None
+    if leader:
+        own = asyncio.get_running_loop().create_future()
+        rt.inflight[req.key] = own
+    entry: Entry | None = None
+    try:
+        resp, entry = await call_upstream(request, rt, session, provider, family, req, raw)
+    finally:
+        if own is not None:
+            rt.inflight.pop(req.key, None)
+            own.set_result(entry)
+    _observe(rt, provider.name, "miss", "none", started)
+    return resp
+
+
+# -- 1. reading ------------------------------------------------------------------------------
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    length = request.content_length
+    if length is not None and length > limit:
+        raise BadRequest(413, "request_too_large", f"request body over {limit} bytes")
+    if length is not None:
+        return await request.read()
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, "request_too_large", f"request body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Json:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(
+            400, "invalid_request_error", f"request body is not valid JSON: {exc}"
+        ) from None
+    if not isinstance(body, dict):
+        raise BadRequest(400, "invalid_request_error", "request body must be a JSON object")
+    return body
+
+
+# -- 2. and 3. deciding and keying ------------------------------------------------------------
+
+
+def prepare(
+    request: web.Request, rt: Runtime, policy: CachePolicySpec, provider: Provider, body: Json
+) -> CacheRequest | str:
+    """The cache request, or the reason it bypasses the cache."""
+    headers = request.headers
+    control = headers.get("cache-control", "").lower()
+    no_store = "no-store" in control
+    if no_store:
+        return "no_store"
+    reason = provider.uncacheable_reason(body) or _policy_reason(policy, provider, body)
+    if reason:
+        return reason
+    model = provider.model(body)
+    partition = keys.partition(policy.sharing, headers, rt.settings.namespace or "")
+    material = provider.key_material(body)
+    return CacheRequest(
+        route=provider.name,
+        body=body,
+        model=model,
+        stream=provider.is_stream(body),
+        partition=partition,
+        key=keys.cache_key(provider.name, partition, material),
+        ttl=_ttl(headers.get("x-llmcache-ttl"), policy.exact.ttl_seconds),
+        tags=_tags(headers.get("x-llmcache-tags")),
+        lookup="no-cache" not in control,
+    )
+
+
+def _policy_reason(policy: CachePolicySpec, provider: Provider, body: Json) -> str | None:
+    c = policy.cacheability
+    if c.include_routes and not any(fnmatchcase(provider.name, p) for p in c.include_routes):
+        return "route_not_included"
+    if any(fnmatchcase(provider.name, p) for p in c.exclude_routes):
+        return "route_excluded"
+    model = provider.model(body)
+    if c.include_models and not any(fnmatchcase(model, p) for p in c.include_models):
+        return "model_not_included"
+    if any(fnmatchcase(model, p) for p in c.exclude_models):
+        return "model_excluded"
+    if c.max_temperature is not None:
+        temperature = provider.temperature(body)
+        if temperature is not None and temperature > c.max_temperature:
+            return "temperature_above_ceiling"
+    return None
+
+
+def _ttl(value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        ttl = int(value)
+    except ValueError:
+        ttl = 0
+    if not 1 <= ttl <= MAX_TTL:
+        raise BadRequest(
+            400, "invalid_request_error", f"x-llmcache-ttl must be 1..{MAX_TTL} seconds"
+        )
+    return ttl
+
+
+def _tags(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    tags = tuple(sorted({t.strip() for t in value.split(",") if t.strip()}))
+    if len(tags) > MAX_TAGS or not all(TAG_RE.match(t) for t in tags):
+        raise BadRequest(
+            400,
+            "invalid_request_error",
+            f"x-llmcache-tags takes up to {MAX_TAGS} comma-separated tags matching "
+            f"{TAG_RE.pattern}",
+        )
+    return tags
+
+
+# -- serving hits -----------------------------------------------------------------------------
+
+
+async def respond_hit(
+    request: web.Request, rt: Runtime, provider: Provider, req: CacheRequest, hit: Hit
+) -> web.StreamResponse:
+    entry = hit.entry
+    layer = hit.layer
+    rt.stats.hits += 1
+    if layer in rt.stats.layer_hits:
+        rt.stats.layer_hits[layer] += 1
+    _account(rt, provider, entry.model, entry.response, saved=True)
+    headers = {"x-llmcache": "hit", "x-llmcache-layer": layer}
+    if hit.score is not None:
+        headers["x-llmcache-similarity"] = f"{hit.score:.4f}"
+    if not req.stream:
+        if entry.body is None:
+            entry.body = json.dumps(entry.response, separators=(",", ":")).encode()
+        rt.metrics.response_bytes.labels(provider.name, "hit").inc(len(entry.body))
+        return web.Response(body=entry.body, content_type="application/json", headers=headers)
+    resp = web.StreamResponse(headers={**dict(SSE_HEADERS), **headers})
+    await resp.prepare(request)
+    sent = 0
+    for chunk in provider.replay(entry.response, req.body):
+        await resp.write(chunk)
+        sent += len(chunk)
+    await resp.write_eof()
+    rt.metrics.response_bytes.labels(provider.name, "hit").inc(sent)
+    return resp
+
+
+# -- 4. and 5. upstream ---------------------------------------------------------------------------
+
+
+async def call_upstream(
+    request: web.Request,
+    rt: Runtime,
+    session: ClientSession,
+    provider: Provider,
+    family: str,
+    req: CacheRequest,
+    raw: bytes,
+) -> tuple[web.StreamResponse, Entry | None]:
+    """Make the upstream call for a miss; return the client's response and the stored entry."""
+    changed = provider.upstream_body(req.body)
+    data = raw if changed is None else json.dumps(changed).encode()
+    url = rt.upstream(family) + _tail(request, family)
+    t0 = time.perf_counter()
+    try:
+        up_cm = session.request(
+            request.method, url, data=data, headers=request_headers(request.headers)
+        )
+        up = await up_cm.__aenter__()
+    except (ClientError, OSError, TimeoutError) as exc:
+        rt.stats.errors += 1
+        return api_error(family, 502, "api_error", f"upstream unreachable: {exc}"), None
+    try:
+        extra = (("x-llmcache", "miss"),)
+        ok = 200 <= up.status < 300
+        streaming = ok and up.content_type == "text/event-stream"
+        if streaming:
+            resp, response = await _relay_stream(request, rt, up, provider, req, extra)
+        else:
+            payload = await up.read()
+            resp = web.Response(status=up.status, body=payload, headers=response_headers(up, extra))
+            response = _json_object(payload) if ok else None
+            rt.metrics.response_bytes.labels(provider.name, "miss").inc(len(payload))
+        status_class = f"{up.status // 100}xx"
+        rt.metrics.upstream_duration.labels(provider.name, status_class).observe(
+            time.perf_counter() - t0
+        )
+    finally:
+        await up_cm.__aexit__(None, None, None)
+    if response is None:
+        return resp, None
+    _account(rt, provider, req.model, response, saved=False)
+    reason = provider.unstorable_reason(response)
+    if reason is not None:
+        rt.metrics.bypasses.labels(provider.name, f"unstorable_{reason}").inc()
+        return resp, None
+    entry = Entry(response=response, model=req.model, created=time.time(), tags=req.tags)
+    if req.store:
+        for layer in rt.layers:
+            await layer.put(req, entry)
+    return resp, entry
+
+
+async def _relay_stream(
+    request: web.Request,
+    rt: Runtime,
+    up: Any,
+    provider: Provider,
+    req: CacheRequest,
+    extra: tuple[tuple[str, str], ...],
+) -> tuple[web.StreamResponse, Json | None]:
+    """Forward each event as it completes, assembling the answer on the side."""
+    resp = web.StreamResponse(status=up.status, headers=response_headers(up, extra))
+    await resp.prepare(request)
+    parser = SSEParser()
+    assembler = provider.assembler(req.body)
+    sent = 0
+    try:
+        async for chunk in up.content.iter_any():
+            out = [raw for event, data, raw in parser.feed(chunk) if assembler.feed(event, data)]
+            if out:
+                block = b"".join(out)
+                await resp.write(block)
+                sent += len(block)
+    except (ClientError, OSError, TimeoutError) as exc:
+        log.info("upstream stream interrupted: %s", exc)
+        rt.metrics.response_bytes.labels(provider.name, "miss").inc(sent)
+        with contextlib.suppress(Exception):
+            await resp.write_eof()
+        return resp, None
+    await resp.write_eof()
+    rt.metrics.response_bytes.labels(provider.name, "miss").inc(sent)
+    return resp, assembler.result()
+
+
+async def forward(
+    request: web.Request,
+    rt: Runtime,
+    session: ClientSession,
+    family: str,
+    raw: bytes | None,
+    label: str,
+    provider: Provider | None = None,
+    body: Json | None = None,
+) -> web.StreamResponse:
+    """Pass a request through untouched, streaming the answer back as it comes."""
+    if raw is None:
+        raw = await request.read()
+    url = rt.upstream(family) + _tail(request, family)
+    try:
+        async with session.request(
+            request.method, url, data=raw or None, headers=request_headers(request.headers)
+        ) as up:
+            resp = web.StreamResponse(
+                status=up.status, headers=response_headers(up, (("x-llmcache", label),))
+            )
+            await resp.prepare(request)
+            payload = bytearray() if provider is not None and up.status == 200 else None
+            async for chunk in up.content.iter_any():
+                await resp.write(chunk)
+                if payload is not None and up.content_type == "application/json":
+                    payload += chunk
+            await resp.write_eof()
+    except (ClientError, OSError, TimeoutError) as exc:
+        return api_error(family, 502, "api_error", f"upstream unreachable: {exc}")
+    if provider is not None and payload:
+        response = _json_object(bytes(payload))
+        if response is not None:
+            _account(rt, provider, provider.model(body or {}), response, saved=False)
+    return resp
+
+
+# -- accounting --------------------------------------------------------------------------------
+
+
+def _account(rt: Runtime, provider: Provider, model: str, response: Json, saved: bool) -> None:
+    try:
+        usage = provider.usage(response)
+    except Exception:
+        usage = Usage()
+    price = price_for(model, rt.policy.prices)
+    usd = cost_usd(price, usage.input, usage.output, usage.cache_read, usage.cache_write)
+    m = rt.metrics
+    tokens, money = (m.tokens_saved, m.usd_saved) if saved else (m.tokens_spent, m.usd_spent)
+    for kind, n in (
+        ("input", usage.input),
+        ("output", usage.output),
+        ("cache_read", usage.cache_read),
+        ("cache_write", usage.cache_write),
+    ):
+        if n:
+            tokens.labels(provider.name, model, kind).inc(n)
+    money.labels(provider.name, model).inc(usd)
+    if saved:
+        rt.stats.saved_usd += usd
+        rt.stats.tokens_saved += usage.input + usage.output + usage.cache_read + usage.cache_write
+    else:
+        rt.stats.spent_usd += usd
+
+
+def _observe(rt: Runtime, route: str, result: str, layer: str, started: float) -> None:
+    rt.metrics.requests.labels(route, result, layer).inc()
+    rt.metrics.request_duration.labels(route, result).observe(time.perf_counter() - started)
+
+
+def _tail(request: web.Request, family: str) -> str:
+    """``/anthropic/v1/messages?x`` → ``/v1/messages?x``."""
+    return request.raw_path[len(family) + 1 :]
+
+
+def _json_object(payload: bytes) -> Json | None:
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None

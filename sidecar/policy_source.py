@@ -1,0 +1,106 @@
+"""Where live policy updates come from, and where statistics go.
+
+A policy file is re-read when it changes (a mounted ConfigMap, or a file edited by hand);
+the operator's delivery endpoint is long-polled (``?wait=``, ``If-None-Match``), so a change
+reaches the sidecar within a round trip and an idle sidecar costs one open request. An
+invalid update is counted and ignored: the sidecar keeps serving with the policy it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import aiohttp
+from pydantic import ValidationError
+
+from llmcache.policy import CachePolicySpec, load_spec
+
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+FILE_POLL_SECONDS = 1.0
+LONG_POLL_SECONDS = 30
+RETRY_MIN, RETRY_MAX = 0.5, 10.0
+
+
+async def watch_file(rt: Runtime, path: str) -> None:
+    last = _mtime(path)
+    while True:
+        await asyncio.sleep(FILE_POLL_SECONDS)
+        current = _mtime(path)
+        if current == last:
+            continue
+        last = current
+        try:
+            spec = load_spec(path)
+        except (OSError, ValueError, ValidationError) as exc:
+            rt.metrics.policy_reloads.labels("invalid").inc()
+            log.error("policy file %s rejected, keeping the current policy: %s", path, exc)
+            continue
+        await _apply(rt, spec, rt.generation)
+
+
+async def watch_url(rt: Runtime, url: str, session: aiohttp.ClientSession) -> None:
+    etag: str | None = None
+    pause = RETRY_MIN
+    timeout = aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 15)
+    while True:
+        headers = {"If-None-Match": etag} if etag else {}
+        try:
+            async with session.get(
+                url, params={"wait": str(LONG_POLL_SECONDS)}, headers=headers, timeout=timeout
+            ) as resp:
+                if resp.status == 304:
+                    pause = RETRY_MIN
+                    continue
+                resp.raise_for_status()
+                doc = await resp.json()
+            spec = CachePolicySpec.model_validate(doc["spec"])
+            generation = int(doc.get("generation", 0))
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, ValidationError):
+                rt.metrics.policy_reloads.labels("invalid").inc()
+            log.warning("policy source %s: %s; retrying in %.1fs", url, exc, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX)
+            continue
+        pause = RETRY_MIN
+        etag = f'"{generation}"'
+        await _apply(rt, spec, generation)
+
+
+async def push_stats(
+    rt: Runtime, url: str, session: aiohttp.ClientSession, interval: float
+) -> None:
+    pod = rt.settings.pod_name or os.uname().nodename
+    while True:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with session.post(
+                url,
+                json={"pod": pod, "stats": rt.stats_json()},
+                timeout=aiohttp.ClientTimeout(total=5),
+            ) as resp:
+                if resp.status >= 400:
+                    log.debug("stats push to %s answered %s", url, resp.status)
+        await asyncio.sleep(interval)
+
+
+async def _apply(rt: Runtime, spec: CachePolicySpec, generation: int) -> None:
+    if spec == rt.policy and generation == rt.generation:
+        rt.metrics.policy_reloads.labels("unchanged").inc()
+        return
+    await rt.apply(spec, generation)
+    rt.metrics.policy_reloads.labels("applied").inc()
+    log.info("policy generation %d applied", generation)
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return Path(path).stat().st_mtime_ns / 1e9
+    except OSError:
+        return None

@@ -1,0 +1,187 @@
+"""A sidecar's state: its process settings, the policy in force and the layers built from it.
+
+Policy updates swap the derived state between requests: a request reads ``runtime.policy``
+and ``runtime.layers`` once at its start and keeps them to its end, so a reload never
+changes the rules half-way through a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmcache import keyspace
+from llmcache.policy import CachePolicySpec
+
+from .l1 import L1
+from .l2 import L2
+from .layers import Entry, Layer, Selector
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process settings (flags and env); everything else comes from the policy."""
+
+    listen: str = "127.0.0.1:8787"
+    admin_listen: str | None = None
+    anthropic_upstream: str | None = None  # overrides spec.upstreams.anthropic
+    openai_upstream: str | None = None  # overrides spec.upstreams.openai
+    redis_url: str | None = None  # overrides spec.redis.url
+    namespace: str | None = None
+    policy_name: str | None = None
+    pod_name: str | None = None
+    policy_file: str | None = None
+    policy_url: str | None = None
+    stats_url: str | None = None
+    stats_interval: float = 15.0
+
+
+@dataclass
+class Stats:
+    """Plain counters behind ``GET /stats`` (Prometheus has the labelled detail)."""
+
+    requests: int = 0
+    hits: int = 0
+    misses: int = 0
+    bypasses: int = 0
+    errors: int = 0
+    layer_hits: dict[str, int] = field(
+        default_factory=lambda: {"l1": 0, "l2": 0, "semantic": 0, "rag": 0}
+    )
+    saved_usd: float = 0.0
+    spent_usd: float = 0.0
+    tokens_saved: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, spec: CachePolicySpec, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.stats = Stats()
+        self.policy = spec
+        self.generation = 0
+        self.l1 = L1(
+            spec.exact.l1_max_entries, spec.exact.l1_max_bytes, metrics, spec.exact.sliding_ttl
+        )
+        self.l2: L2 | None = None
+        self.layers: list[Layer] = []
+        self.extra_layers: list[Layer] = []  # semantic (built by llmcache.sidecar.semantic)
+        self.inflight: dict[str, Any] = {}
+
+    @property
+    def prefix(self) -> str:
+        return keyspace.policy_prefix(
+            self.policy.redis.key_prefix, self.settings.namespace, self.settings.policy_name
+        )
+
+    @property
+    def redis_url(self) -> str | None:
+        return self.settings.redis_url or self.policy.redis.url
+
+    def upstream(self, family: str) -> str:
+        if family == "anthropic":
+            return (self.settings.anthropic_upstream or self.policy.upstreams.anthropic).rstrip("/")
+        return (self.settings.openai_upstream or self.policy.upstreams.openai).rstrip("/")
+
+    async def apply(self, spec: CachePolicySpec, generation: int = 0) -> None:
+        """Make ``spec`` the policy in force; rebuild only what it changed."""
+        old, self.policy, self.generation = self.policy, spec, generation
+        self.metrics.policy_generation.set(generation)
+        ex = spec.exact
+        self.l1.resize(ex.l1_max_entries, ex.l1_max_bytes, ex.sliding_ttl)
+        if (
+            self.l2 is None
+            or self.l2.url != self.redis_url
+            or self.l2.prefix != self.prefix
+            or old.redis.timeout_ms != spec.redis.timeout_ms
+        ):
+            await self._swap_l2()
+        elif self.l2 is not None:
+            self.l2.sliding = ex.sliding_ttl
+        await self._swap_extra_layers(old)
+        self.layers = self._exact_layers() + self.extra_layers
+
+    async def start(self) -> None:
+        await self.apply(self.policy, self.generation)
+
+    def _exact_layers(self) -> list[Layer]:
+        if not self.policy.exact.enabled:
+            return []
+        return [self.l1] + ([self.l2] if self.l2 is not None else [])
+
+    async def _swap_l2(self) -> None:
+        old, url = self.l2, self.redis_url
+        self.l2 = None
+        if old is not None:
+            await old.close()
+        if url:
+            p = self.policy
+            self.l2 = L2(url, self.prefix, self.metrics, p.redis.timeout_ms, p.exact.sliding_ttl)
+            self.l2.on_flush(self._on_announced_flush)
+
+    async def _swap_extra_layers(self, old: CachePolicySpec) -> None:
+        """Semantic layer: rebuilt when its settings change (hook for the semantic module)."""
+        if self.extra_layers and old.semantic == self.policy.semantic:
+            return
+        for layer in self.extra_layers:
+            await layer.close()
+        self.extra_layers = []
+
+    async def _on_announced_flush(self, selector: Selector) -> None:
+        removed = await self.l1.invalidate(selector)
+        for layer in self.extra_layers:
+            removed += await layer.invalidate(selector)
+        self.metrics.invalidated.labels("announced").inc(removed)
+
+    async def flush(self, selector: Selector) -> int:
+        """Flush this policy everywhere: Redis (announced to every sidecar) and locally."""
+        removed = 0
+        if self.l2 is not None:
+            removed = await self.l2.invalidate(selector)
+        local = await self.l1.invalidate(selector)
+        for layer in self.extra_layers:
+            local += await layer.invalidate(selector)
+        self.metrics.invalidated.labels("flush").inc(max(removed, local))
+        return max(removed, local)
+
+    async def promote(self, key: str, entry: Entry, ttl: int) -> None:
+        if self.policy.exact.enabled:
+            self.l1.insert(key, entry, ttl)
+
+    async def close(self) -> None:
+        layers: list[Layer] = [self.l1, *([self.l2] if self.l2 else []), *self.extra_layers]
+        for layer in layers:
+            await layer.close()
+
+    def stats_json(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "requests": s.requests,
+            "hits": s.hits,
+            "misses": s.misses,
+            "bypasses": s.bypasses,
+            "errors": s.errors,
+            "hitRate": s.hits / s.requests if s.requests else 0.0,
+            "layers": {name: {"hits": n} for name, n in s.layer_hits.items()},
+            "savedUsd": round(s.saved_usd, 6),
+            "spentUsd": round(s.spent_usd, 6),
+            "tokensSaved": s.tokens_saved,
+            "redisFaults": int(_counter_total(self.metrics.redis_faults)),
+            "policyGeneration": self.generation,
+            "uptimeSeconds": round(time.monotonic() - s.started, 3),
+        }
+
+
+def _counter_total(counter: Any) -> float:
+    return sum(
+        float(sample.value)
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
