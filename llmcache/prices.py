@@ -14,6 +14,8 @@ from llmcache.policy import Price
 # Anthropic: cache read 0.1x input, 5-minute cache write 1.25x input.
 # OpenAI: cached input 0.1x (GPT-5 family), 0.25x (GPT-4.1), 0.5x (GPT-4o family); no write fee.
 PRICES: dict[str, Price] = {
+    "claude-opus-4-6": Price(input=5.0, output=25.0, cache_read=0.5, cache_write=6.25),
+    "claude-sonnet-4-6": Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75),
     "claude-opus-4-5": Price(input=5.0, output=25.0, cache_read=0.5, cache_write=6.25),
     "claude-sonnet-4-5": Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75),
     "claude-haiku-4-5": Price(input=1.0, output=5.0, cache_read=0.1, cache_write=1.25),

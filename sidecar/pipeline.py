@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -324,10 +323,12 @@ async def _relay_stream(
                 await resp.write(block)
                 sent += len(block)
     except (ClientError, OSError, TimeoutError) as exc:
+        # Cut the client's connection too: ending the stream cleanly would make a
+        # truncated answer look complete.
         log.info("upstream stream interrupted: %s", exc)
         rt.metrics.response_bytes.labels(provider.name, "miss").inc(sent)
-        with contextlib.suppress(Exception):
-            await resp.write_eof()
+        if request.transport is not None:
+            request.transport.abort()
         return resp, None
     await resp.write_eof()
     rt.metrics.response_bytes.labels(provider.name, "miss").inc(sent)

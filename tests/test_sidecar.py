@@ -178,7 +178,7 @@ def test_openai_stream_replays_match_plain(sidecar: SidecarFactory, upstream: Pr
     "change",
     [
         {"model": "claude-opus-4-5"},
-        {"temperature": 0.2},
+        {"extra_body": {"temperature": 0.2}},
         {"text": "What is tort law?"},
         {"max_tokens": 100},
         {"system": "Answer like a pirate."},
@@ -321,7 +321,8 @@ def test_other_paths_and_stateful_requests_bypass(sidecar: SidecarFactory, upstr
     client = gpt(proc)
     raw = client.models.with_raw_response.list()
     assert raw.headers["x-llmcache"] == "bypass"
-    for kwargs in ({"store": True}, {"previous_response_id": "resp_123"}):
+    stored = client.responses.create(model="gpt-5-mini", input="remember me", store=True)
+    for kwargs in ({"store": True}, {"previous_response_id": stored.id}):
         before = sim_count(upstream)
         for _ in range(2):
             r = client.responses.with_raw_response.create(

@@ -1,0 +1,69 @@
+"""``llmcache upstream-sim``: the simulated Anthropic/OpenAI upstream as a process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from aiohttp import web
+
+from .app import create_app
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--listen", default="127.0.0.1:9000", help="HOST:PORT (port 0: any free port)"
+    )
+    parser.add_argument("--ttft-ms", type=float, default=0.0, help="time to first token, ms")
+    parser.add_argument("--ms-per-token", type=float, default=0.0, help="per output token, ms")
+    parser.add_argument(
+        "--jitter", type=float, default=0.0, help="relative latency jitter, e.g. 0.1"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latency jitter")
+    parser.add_argument(
+        "--cache-min-tokens",
+        type=int,
+        default=None,
+        help="minimum cacheable prompt prefix for provider-side caching (default: the real ones)",
+    )
+
+
+def _split(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    app = create_app(
+        ttft_ms=args.ttft_ms,
+        ms_per_token=args.ms_per_token,
+        jitter=args.jitter,
+        seed=args.seed,
+        cache_min_tokens=args.cache_min_tokens,
+    )
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    host, port = _split(args.listen)
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0]
+    print(f"listening on http://{host}:{bound[1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(_serve(args))
+    except OSError as err:
+        print(f"upstream-sim: {err}", file=sys.stderr)
+        return 1
+    return 0

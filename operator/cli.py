@@ -1,0 +1,256 @@
+"""``llmcache operator``: kopf (CachePolicy handlers, injection webhook) plus the policy
+delivery server and the metrics endpoint, in one process and one event loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from typing import Any
+
+import kopf
+from aiohttp import web
+
+from .delivery import create_delivery_app
+from .handlers import configure
+from .handlers import register as register_handlers
+from .injection import InjectionSettings
+from .kubeapi import KubeApi, login
+from .metrics import OperatorMetrics, create_metrics_app
+from .store import PolicyStore, StatsStore
+from .watcher import PolicyWatcher
+from .webhook import InjectorServer, WebhookTarget
+from .webhook import register as register_webhook
+
+log = logging.getLogger("llmcache.operator")
+
+DEFAULT_CONFIG_NAME = "llmcache-injector"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch CachePolicies in this namespace (repeatable)",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch CachePolicies in every namespace (the default)",
+    )
+    parser.add_argument(
+        "--policy-listen",
+        default="0.0.0.0:8081",
+        help="host:port of policy delivery and stats intake",
+    )
+    parser.add_argument(
+        "--metrics-listen",
+        default="0.0.0.0:8080",
+        help="host:port of /metrics and /healthz ('' to disable)",
+    )
+    parser.add_argument(
+        "--webhook-listen",
+        default="0.0.0.0:9443",
+        help="host:port of the HTTPS admission webhook ('' to disable)",
+    )
+    parser.add_argument("--webhook-certfile", help="PEM serving certificate of the webhook")
+    parser.add_argument("--webhook-keyfile", help="PEM private key of the webhook")
+    parser.add_argument(
+        "--webhook-cafile", help="CA bundle put into the webhook configuration (default: the cert)"
+    )
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--webhook-service",
+        metavar="NAMESPACE/NAME[:PORT]",
+        help="in cluster: the API server calls this Service",
+    )
+    target.add_argument(
+        "--webhook-url", help="outside a cluster (tests): the API server calls this base URL"
+    )
+    parser.add_argument(
+        "--webhook-config",
+        default=DEFAULT_CONFIG_NAME,
+        help="name of the MutatingWebhookConfiguration the operator keeps",
+    )
+    parser.add_argument(
+        "--no-manage-webhook",
+        dest="manage_webhook",
+        action="store_false",
+        help="do not write the webhook configuration (the chart renders it)",
+    )
+    parser.add_argument(
+        "--namespace-opt-in",
+        action="store_true",
+        help="inject only in namespaces labelled llmcache.dev/injection=enabled",
+    )
+    parser.add_argument(
+        "--exclude-namespace",
+        action="append",
+        default=[],
+        help="never inject in this namespace (repeatable)",
+    )
+    parser.add_argument(
+        "--operator-service-url", help="base URL sidecars reach the delivery server at"
+    )
+    parser.add_argument(
+        "--operator-service",
+        metavar="HOST",
+        help="Service host name; same as --operator-service-url http://HOST:<policy port>",
+    )
+    parser.add_argument(
+        "--sidecar-image",
+        default=os.environ.get("LLMCACHE_SIDECAR_IMAGE", "ghcr.io/llmcache/llmcache:0.1.0"),
+        help="image of the injected sidecar",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("LLMCACHE_REDIS_URL"),
+        help="Redis for policies without spec.redis [LLMCACHE_REDIS_URL]",
+    )
+    parser.add_argument(
+        "--stats-interval",
+        type=float,
+        default=15.0,
+        help="seconds between status updates; pods silent 3x this are dropped",
+    )
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--peering", metavar="NAME", help="ClusterKopfPeering name: one active replica of several"
+    )
+    peering.add_argument("--standalone", action="store_true", help="no peering (one replica)")
+    parser.add_argument("--priority", type=int, default=0, help="peering priority")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def operator_url(args: argparse.Namespace) -> str:
+    if args.operator_service_url:
+        return str(args.operator_service_url).rstrip("/")
+    port = _split(args.policy_listen)[1]
+    if args.operator_service:
+        return f"http://{args.operator_service}:{port}"
+    return f"http://127.0.0.1:{port}"
+
+
+def webhook_target(args: argparse.Namespace) -> WebhookTarget:
+    if args.webhook_service:
+        ref, _, port = str(args.webhook_service).partition(":")
+        ns, _, name = ref.rpartition("/")
+        return WebhookTarget(
+            service_namespace=ns or os.environ.get("POD_NAMESPACE", "default"),
+            service_name=name,
+            service_port=int(port or 443),
+        )
+    return WebhookTarget(url=args.webhook_url)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(serve(args))
+    except (kopf.LoginError, OSError) as exc:
+        log.error("cannot start (API server login or listen address): %s", exc)
+        return 2
+    return 0
+
+
+async def _start_site(app: web.Application, address: str) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, *_split(address))
+    await site.start()
+    for sock in getattr(site._server, "sockets", None) or ():
+        host, port = sock.getsockname()[:2]
+        print(f"listening on http://{host}:{port}", flush=True)
+    return runner
+
+
+async def serve(args: argparse.Namespace) -> None:
+    metrics = OperatorMetrics()
+    store, stats = PolicyStore(), StatsStore(max_age=3 * args.stats_interval)
+    api = KubeApi(login())
+    registry = kopf.OperatorRegistry()
+    register_handlers(registry, args.stats_interval)
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    if args.webhook_listen:
+        register_webhook(registry)
+        host, port = _split(args.webhook_listen)
+        settings.admission.server = InjectorServer(
+            api=api if args.manage_webhook else None,
+            config_name=args.webhook_config,
+            target=webhook_target(args),
+            opt_in=args.namespace_opt_in,
+            exclude_namespaces=tuple(args.exclude_namespace),
+            remove_on_exit=bool(args.webhook_url),
+            addr=host,
+            port=port,
+            certfile=args.webhook_certfile,
+            pkeyfile=args.webhook_keyfile,
+            cafile=args.webhook_cafile,
+        )
+
+    @kopf.on.login(registry=registry)
+    def _login(**_: Any) -> kopf.ConnectionInfo:
+        return login()
+
+    memo = kopf.Memo(
+        store=store,
+        stats=stats,
+        metrics=metrics,
+        api=api,
+        default_redis_url=args.redis_url,
+        injection=InjectionSettings(
+            sidecar_image=args.sidecar_image,
+            operator_url=operator_url(args),
+            default_redis_url=args.redis_url,
+        ),
+        conditions={},
+        redis_faults={},
+    )
+    namespaces: list[str] = list(args.namespace)
+    watchers = [PolicyWatcher(api, store, ns) for ns in namespaces] or [
+        PolicyWatcher(api, store, None)
+    ]
+    runners = [await _start_site(create_delivery_app(store, stats, metrics), args.policy_listen)]
+    if args.metrics_listen:
+        runners.append(await _start_site(create_metrics_app(metrics), args.metrics_listen))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(w.run()) for w in watchers]
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=settings,
+            memo=memo,
+            standalone=bool(args.standalone) or None,
+            peering_name=args.peering,
+            priority=args.priority,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            stop_flag=stop,
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for runner in runners:
+            await runner.cleanup()
+        await api.close()

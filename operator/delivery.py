@@ -1,0 +1,112 @@
+"""Policy delivery and statistics intake: the HTTP side the sidecars talk to.
+
+Long polling was chosen over a mounted ConfigMap (kubelet syncs those in up to a minute
+and needs an object per policy and namespace) and over letting sidecars watch the API
+server (every pod would need RBAC and a watch connection): one open request per idle
+sidecar, a change reaches it within a round trip, and a sidecar that cannot reach the
+operator keeps the policy it has. See docs/operator.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+
+from .metrics import OperatorMetrics
+from .store import PolicyStore, StatsStore
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT_SECONDS = 300.0
+MAX_STATS_BYTES = 64 * 1024
+_ETAG = re.compile(r'^(?:W/)?"?(-?\d+)"?$')
+
+STORE: web.AppKey[PolicyStore] = web.AppKey("store", PolicyStore)
+STATS: web.AppKey[StatsStore] = web.AppKey("stats", StatsStore)
+METRICS: web.AppKey[OperatorMetrics] = web.AppKey("metrics", OperatorMetrics)
+
+
+def known_generation(header: str | None) -> int | None:
+    if not header:
+        return None
+    match = _ETAG.match(header.strip())
+    return int(match.group(1)) if match else None
+
+
+def _wait_seconds(request: web.Request) -> float:
+    try:
+        wait = float(request.query.get("wait", "0"))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="wait must be a number of seconds") from exc
+    return min(max(wait, 0.0), MAX_WAIT_SECONDS)
+
+
+async def get_policy(request: web.Request) -> web.StreamResponse:
+    store = request.app[STORE]
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    known = known_generation(request.headers.get("If-None-Match"))
+    record = store.get(namespace, name)
+    if record is None:
+        raise web.HTTPNotFound(text=f"no CachePolicy {namespace}/{name}\n")
+    if record.generation == known:
+        wait = _wait_seconds(request)
+        record = None
+        if wait:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    record = await store.wait_change(namespace, name, known)
+        if record is None and store.get(namespace, name) is None:
+            raise web.HTTPNotFound(text=f"no CachePolicy {namespace}/{name}\n")
+        if record is None:
+            return web.Response(status=304, headers={"ETag": f'"{known}"'})
+    request.app[METRICS].policy_deliveries.inc()
+    return web.json_response(record.document(), headers={"ETag": f'"{record.generation}"'})
+
+
+async def post_stats(request: web.Request) -> web.Response:
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    if request.content_length is not None and request.content_length > MAX_STATS_BYTES:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=MAX_STATS_BYTES, actual_size=request.content_length
+        )
+    try:
+        doc: Any = json.loads(await request.read())
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="body must be JSON\n") from exc
+    if not (
+        isinstance(doc, dict)
+        and isinstance(doc.get("pod"), str)
+        and isinstance(doc.get("stats"), dict)
+    ):
+        raise web.HTTPBadRequest(text='body must be {"pod": str, "stats": {...}}\n')
+    if request.app[STORE].get(namespace, name) is None:
+        raise web.HTTPNotFound(text=f"no CachePolicy {namespace}/{name}\n")
+    request.app[STATS].record(namespace, name, doc["pod"], doc["stats"])
+    return web.Response(status=204)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+def create_delivery_app(
+    store: PolicyStore, stats: StatsStore, metrics: OperatorMetrics
+) -> web.Application:
+    app = web.Application(client_max_size=MAX_STATS_BYTES)
+    app[STORE] = store
+    app[STATS] = stats
+    app[METRICS] = metrics
+    app.add_routes(
+        [
+            web.get("/v1/policies/{namespace}/{name}", get_policy),
+            web.post("/v1/stats/{namespace}/{name}", post_stats),
+            web.get("/healthz", healthz),
+        ]
+    )
+    return app

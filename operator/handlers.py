@@ -1,0 +1,236 @@
+"""kopf handlers for CachePolicies: validate and report, aggregate sidecar statistics into
+``status``, flush on request (``llmcache.dev/flush`` annotation) and on deletion.
+
+They run on the active replica only (kopf peering); delivery and injection do not depend
+on them (see ``store.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from llmcache import keyspace
+from llmcache.policy import API_GROUP, API_VERSION, PLURAL, CachePolicySpec
+
+from .status import condition, mode, now_iso, readable, set_condition
+
+FINALIZER = "llmcache.dev/finalizer"
+KOPF_PREFIX = "kopf.llmcache.dev"
+FLUSH_ANNOTATION = "llmcache.dev/flush"
+FLUSH_TAGS_ANNOTATION = "llmcache.dev/flush-tags"
+FLUSH_MODEL_ANNOTATION = "llmcache.dev/flush-model"
+RESOURCE = (API_GROUP, API_VERSION, PLURAL)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Keep kopf's bookkeeping under our own prefix and out of the (structural) status."""
+    settings.persistence.finalizer = FINALIZER
+    # Not "llmcache.dev" itself: kopf leaves annotations under its storage prefix out of the
+    # diffs it reacts to, and the flush annotation must be seen.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.INFO
+
+
+class FlushUnavailable(Exception):
+    pass
+
+
+async def redis_url(spec: CachePolicySpec, namespace: str, memo: Any) -> str:
+    if spec.redis.url_secret_ref is not None:
+        ref = spec.redis.url_secret_ref
+        return str(await memo.api.secret_value(namespace, ref.name, ref.key))
+    if spec.redis.url:
+        return spec.redis.url
+    if memo.default_redis_url:
+        return str(memo.default_redis_url)
+    raise FlushUnavailable("the policy has no shared Redis (spec.redis), nothing to flush")
+
+
+async def flush_policy(
+    spec: CachePolicySpec,
+    namespace: str,
+    name: str,
+    memo: Any,
+    tags: list[str] | None = None,
+    model: str | None = None,
+) -> int:
+    client = aioredis.from_url(
+        await redis_url(spec, namespace, memo), socket_timeout=10, socket_connect_timeout=5
+    )
+    try:
+        prefix = keyspace.policy_prefix(spec.redis.key_prefix, namespace, name)
+        return await keyspace.flush(client, prefix, tags_any=tags or (), model=model or None)
+    finally:
+        await client.aclose()
+
+
+def _parse(spec: Any) -> CachePolicySpec | ValidationError:
+    try:
+        return CachePolicySpec.model_validate(dict(spec or {}))
+    except ValidationError as exc:
+        return exc
+
+
+def _track(memo: Any, namespace: str, name: str, cond: str | None) -> None:
+    if cond is None:
+        memo.conditions.pop((namespace, name), None)
+    else:
+        memo.conditions[(namespace, name)] = cond
+    memo.metrics.set_conditions(memo.conditions)
+
+
+def register(registry: kopf.OperatorRegistry, stats_interval: float) -> None:
+    @kopf.on.resume(*RESOURCE, id="reconcile", registry=registry)
+    @kopf.on.create(*RESOURCE, id="reconcile", registry=registry)
+    @kopf.on.update(*RESOURCE, id="reconcile", field="spec", registry=registry)
+    def reconcile(
+        spec: kopf.Spec,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        name: str,
+        namespace: str | None,
+        memo: Any,
+        logger: kopf.Logger,
+        **_: Any,
+    ) -> None:
+        assert namespace is not None  # CachePolicies are namespaced
+        generation = meta.get("generation")
+        conditions = list(status.get("conditions") or [])
+        parsed = _parse(spec)
+        if isinstance(parsed, ValidationError):
+            message = readable(parsed)
+            was = condition(conditions, "Degraded")
+            if not was or was.get("message") != message:
+                kopf.warn(body, reason="InvalidSpec", message=message)
+            logger.warning("invalid spec: %s", message)
+            conditions = set_condition(
+                conditions, "Ready", False, "InvalidSpec", message, generation
+            )
+            conditions = set_condition(
+                conditions, "Degraded", True, "InvalidSpec", message, generation
+            )
+            _track(memo, namespace, name, "Degraded")
+        else:
+            message = "Valid; delivered to sidecars by long poll"
+            conditions = set_condition(conditions, "Ready", True, "Valid", message, generation)
+            conditions = set_condition(conditions, "Degraded", False, "Valid", "", generation)
+            patch.status["mode"] = mode(parsed)
+            _track(memo, namespace, name, "Ready")
+        patch.status["conditions"] = conditions
+        patch.status["observedGeneration"] = generation
+
+    @kopf.timer(*RESOURCE, id="stats", interval=stats_interval, sharp=False, registry=registry)
+    def stats(
+        status: kopf.Status,
+        patch: kopf.Patch,
+        meta: kopf.Meta,
+        name: str,
+        namespace: str | None,
+        memo: Any,
+        **_: Any,
+    ) -> None:
+        assert namespace is not None
+        agg = memo.stats.aggregate(namespace, name)
+        faults = agg.pop("redisFaults")
+        changed = {k: v for k, v in agg.items() if status.get(k) != v}
+        if changed:
+            patch.status.update(changed)
+            patch.status["statsUpdated"] = now_iso()
+        # Degraded while sidecars report new Redis faults since the last tick.
+        previous = memo.redis_faults.get((namespace, name), faults)
+        memo.redis_faults[(namespace, name)] = faults
+        conditions = list(status.get("conditions") or [])
+        degraded = condition(conditions, "Degraded") or {}
+        generation = meta.get("generation")
+        if faults > previous and degraded.get("status") != "True":
+            msg = f"sidecars report {faults - previous} new Redis faults; serving from L1 only"
+            patch.status["conditions"] = set_condition(
+                conditions, "Degraded", True, "RedisFaults", msg, generation
+            )
+            _track(memo, namespace, name, "Degraded")
+        elif faults <= previous and degraded.get("reason") == "RedisFaults":
+            patch.status["conditions"] = set_condition(
+                conditions, "Degraded", False, "Valid", "", generation
+            )
+            _track(memo, namespace, name, "Ready")
+
+    @kopf.on.resume(*RESOURCE, id="flush", annotations={FLUSH_ANNOTATION: kopf.PRESENT},
+                    registry=registry)  # fmt: skip
+    @kopf.on.create(*RESOURCE, id="flush", annotations={FLUSH_ANNOTATION: kopf.PRESENT},
+                    registry=registry)  # fmt: skip
+    @kopf.on.field(*RESOURCE, id="flush", field="metadata.annotations",
+                   annotations={FLUSH_ANNOTATION: kopf.PRESENT}, registry=registry)  # fmt: skip
+    async def flush(
+        spec: kopf.Spec,
+        annotations: kopf.Annotations,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        name: str,
+        namespace: str | None,
+        memo: Any,
+        **_: Any,
+    ) -> None:
+        assert namespace is not None
+        request = annotations[FLUSH_ANNOTATION]
+        if (status.get("lastFlush") or {}).get("id") == request:
+            return  # done already (idempotent across restarts)
+        tags = [
+            t.strip() for t in annotations.get(FLUSH_TAGS_ANNOTATION, "").split(",") if t.strip()
+        ]
+        model = annotations.get(FLUSH_MODEL_ANNOTATION) or None
+        parsed = _parse(spec)
+        record: dict[str, Any] = {"id": request, "tags": tags, "time": now_iso()}
+        if model:
+            record["model"] = model
+        if isinstance(parsed, ValidationError):
+            parsed = CachePolicySpec()
+        try:
+            removed = await flush_policy(parsed, namespace, name, memo, tags, model)
+        except (FlushUnavailable, KeyError) as exc:
+            record.update(removed=0, error=str(exc))
+            kopf.warn(body, reason="FlushFailed", message=f"flush {request}: {exc}")
+        except Exception as exc:  # Redis down: retry with kopf's backoff
+            raise kopf.TemporaryError(f"flush {request}: {exc}", delay=5) from exc
+        else:
+            record["removed"] = removed
+            what = f"tags {','.join(tags)}" if tags else "all entries"
+            if model:
+                what += f" of model {model}"
+            kopf.info(body, reason="Flushed",
+                      message=f"flush {request}: removed {removed} entries ({what})")  # fmt: skip
+        patch.status["lastFlush"] = record
+
+    @kopf.on.delete(*RESOURCE, id="cleanup", retries=3, backoff=5, registry=registry)
+    async def cleanup(
+        spec: kopf.Spec,
+        body: kopf.Body,
+        name: str,
+        namespace: str | None,
+        memo: Any,
+        logger: kopf.Logger,
+        retry: int,
+        **_: Any,
+    ) -> None:
+        assert namespace is not None
+        parsed = _parse(spec)
+        if not isinstance(parsed, ValidationError) and parsed.on_delete == "flush":
+            try:
+                removed = await flush_policy(parsed, namespace, name, memo)
+            except FlushUnavailable as exc:
+                logger.info("onDelete flush skipped: %s", exc)
+            else:
+                kopf.info(body, reason="Flushed", message=f"onDelete: removed {removed} entries")
+        memo.stats.forget(namespace, name)
+        memo.redis_faults.pop((namespace, name), None)
+        _track(memo, namespace, name, None)

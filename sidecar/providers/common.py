@@ -1,0 +1,66 @@
+"""Small pieces every provider uses: JSON for the wire, delta chunking, key-material helpers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .base import Json
+
+#: A replayed text is cut into at most this many deltas, none shorter than MIN_DELTA chars:
+#: few events keep the hit path cheap, several keep clients' incremental rendering honest.
+MAX_DELTAS = 16
+MIN_DELTA = 64
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads_object(data: str) -> Json | None:
+    """The JSON object in an event's data, or None when it is not one."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def pieces(text: str) -> list[str]:
+    """``text`` as a few consecutive deltas (at least one, possibly empty)."""
+    n = len(text)
+    size = max(MIN_DELTA, -(-n // MAX_DELTAS))
+    if n <= size:
+        return [text]
+    return [text[i : i + size] for i in range(0, n, size)]
+
+
+def drop_fields(body: Json, drop: frozenset[str]) -> Json:
+    """A shallow copy of ``body`` without the ``drop`` fields."""
+    return {k: v for k, v in body.items() if k not in drop}
+
+
+def without_key(items: Any, key: str) -> Any:
+    """``items`` (a list of dicts) with ``key`` removed from each dict; the very same list
+    when no element has it, so the common case allocates nothing."""
+    if not isinstance(items, list):
+        return items
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and key in item:
+            out = items[:i]
+            for rest in items[i:]:
+                if isinstance(rest, dict) and key in rest:
+                    rest = {k: v for k, v in rest.items() if k != key}
+                out.append(rest)
+            return out
+    return items
+
+
+def as_int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def number(value: Any, default: float) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return default

@@ -1,0 +1,190 @@
+"""The CachePolicy CRD: generated from the typed model, structural, and in agreement with it.
+
+No cluster here: tests/kube/test_operator.py sends the same file to a real API server.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from llmcache.operator.crd import crd, render
+from pydantic import ValidationError
+
+from llmcache.policy import CachePolicySpec
+
+ROOT = Path(__file__).resolve().parents[1]
+CRD_FILE = ROOT / "crds" / "cachepolicies.yaml"
+EXAMPLE = ROOT / "examples" / "cachepolicy.yaml"
+
+
+def spec_schema() -> dict[str, Any]:
+    version = crd()["spec"]["versions"][0]
+    return dict(version["schema"]["openAPIV3Schema"]["properties"]["spec"])
+
+
+def walk(node: dict[str, Any], path: str = "spec") -> list[tuple[str, dict[str, Any]]]:
+    out = [(path, node)]
+    for name, child in (node.get("properties") or {}).items():
+        out += walk(child, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        out += walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        out += walk(node["additionalProperties"], f"{path}{{}}")
+    return out
+
+
+def test_committed_crd_file_is_the_generated_one() -> None:
+    assert CRD_FILE.read_text() == render(), (
+        "stale: python -m llmcache.operator.crd > crds/cachepolicies.yaml"
+    )
+
+
+def test_module_prints_the_crd() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "llmcache.operator.crd"], capture_output=True, text=True, check=True
+    ).stdout
+    assert yaml.safe_load(out)["metadata"]["name"] == "cachepolicies.llmcache.dev"
+
+
+def test_schema_is_structural() -> None:
+    for path, node in walk(spec_schema()):
+        assert "type" in node, f"{path} has no type"
+        for banned in ("$ref", "$defs", "anyOf", "oneOf", "allOf", "title", "const"):
+            assert banned not in node, f"{path} has {banned}"
+        assert "x-kubernetes-preserve-unknown-fields" not in node, path
+        if "properties" in node:
+            assert "additionalProperties" not in node, path
+        if node.get("type") == "object" and "properties" not in node:
+            assert isinstance(node.get("additionalProperties"), dict), f"{path} is an open object"
+
+
+def test_optional_fields_are_nullable_and_defaults_validate() -> None:
+    nodes = dict(walk(spec_schema()))
+    assert nodes["spec.redis.url"].get("nullable") is True
+    assert nodes["spec.cacheability.maxTemperature"].get("nullable") is True
+    assert nodes["spec.exact.ttlSeconds"]["default"] == 86_400
+    assert nodes["spec.semantic.threshold"]["exclusiveMinimum"] is True
+    assert nodes["spec.rag.upstreams"]["default"] == []
+    assert nodes["spec.sidecar.resources"]["default"]["limits"]["memory"] == "512Mi"
+    # Every default the API server would write is one pydantic accepts unchanged.
+    defaults = _defaults(spec_schema())
+    assert CachePolicySpec.model_validate(defaults) == CachePolicySpec()
+
+
+def _defaults(node: dict[str, Any]) -> Any:
+    """What the API server stores for ``spec: {}`` (defaults applied top-down)."""
+    if node.get("type") != "object" or "properties" not in node:
+        return node.get("default")
+    out: dict[str, Any] = {}
+    for name, child in node["properties"].items():
+        if "default" in child:
+            value = child["default"]
+            if isinstance(value, dict) and "properties" in child:
+                out[name] = {**_defaults(child), **value}
+            else:
+                out[name] = value
+    return out
+
+
+def test_status_printer_columns_and_names() -> None:
+    spec = crd()["spec"]
+    version = spec["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    columns = [c["name"].upper() for c in version["additionalPrinterColumns"]]
+    assert columns == ["MODE", "TTL", "HIT-RATE", "SAVED-USD", "AGE"]
+    assert "cpol" in spec["names"]["shortNames"]
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    assert {"observedGeneration", "conditions", "injectedPods", "hitRate", "savedUsd"} <= set(
+        status
+    )
+
+
+# ---- CEL rules and pydantic agree --------------------------------------------------------
+
+celpy = pytest.importorskip("celpy", reason="cel-python not installed")
+
+
+def _rules() -> list[tuple[str, str, str]]:
+    """(path, rule, message) for every x-kubernetes-validations without k8s-only functions."""
+    out = []
+    for path, node in walk(spec_schema()):
+        for rule in node.get("x-kubernetes-validations") or []:
+            out.append((path, rule["rule"], rule["message"]))
+    return out
+
+
+def _at(doc: dict[str, Any], path: str) -> Any:
+    for part in path.split(".")[1:]:
+        doc = doc.get(part, {})
+    return doc
+
+
+def cel_errors(spec: dict[str, Any]) -> list[str]:
+    """Evaluate the CRD's CEL rules the way the API server does, on the defaulted object.
+    ``quantity()`` is Kubernetes' own library: evaluated by the real API server in
+    tests/kube, skipped here."""
+    env = celpy.Environment()
+    errors = []
+    for path, rule, message in _rules():
+        if "quantity(" in rule:
+            continue
+        value = _at(spec, path)
+        result = env.program(env.compile(rule)).evaluate({"self": celpy.json_to_cel(value)})
+        if not bool(result):
+            errors.append(message)
+    return errors
+
+
+CASES: list[tuple[str, dict[str, Any], str | None]] = [
+    ("empty policy", {}, None),
+    ("semantic on", {"semantic": {"enabled": True, "threshold": 0.9}}, None),
+    ("rag without upstreams", {"rag": {"enabled": True}}, "rag.upstreams"),
+    (
+        "rag with an upstream",
+        {"rag": {"enabled": True, "upstreams": [{"name": "docs", "kind": "qdrant", "url": "x"}]}},
+        None,
+    ),
+    ("headers scope without headers", {"sharing": {"scope": "headers"}}, "contextHeaders"),
+    (
+        "headers scope with a header",
+        {"sharing": {"scope": "headers", "contextHeaders": ["x-tenant"]}},
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "spec", "error"), CASES, ids=[c[0] for c in CASES])
+def test_pydantic_and_cel_agree(case: str, spec: dict[str, Any], error: str | None) -> None:
+    try:
+        CachePolicySpec.model_validate(spec)
+        pydantic_error = None
+    except ValidationError as exc:
+        pydantic_error = str(exc)
+    # The API server applies the schema's defaults before it evaluates CEL.
+    defaulted = _merge(_defaults(spec_schema()), spec)
+    cel = cel_errors(defaulted)
+    if error is None:
+        assert pydantic_error is None and cel == []
+    else:
+        assert pydantic_error is not None and error in pydantic_error
+        assert cel and error in cel[0]
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {
+            k: _merge(base.get(k), over.get(k)) if k in over else base[k] for k in {*base, *over}
+        }
+    return over
+
+
+def test_example_policy_is_valid() -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    assert doc["kind"] == "CachePolicy"
+    spec = CachePolicySpec.model_validate(doc["spec"])
+    assert cel_errors(spec.to_json()) == []

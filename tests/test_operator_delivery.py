@@ -1,0 +1,304 @@
+"""The operator's policy delivery (long poll) and stats intake over real HTTP, and the
+pod mutation as a pure function. No cluster: the kube tests cover the API server's side."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from llmcache.operator.delivery import create_delivery_app
+from llmcache.operator.injection import InjectionSettings, inject
+from llmcache.operator.metrics import OperatorMetrics
+from llmcache.operator.store import PolicyRecord, PolicyStore, StatsStore
+from llmcache.operator.webhook import mutate_pod, webhook_configuration
+
+from llmcache.policy import CachePolicySpec
+from tests.support import Proc, free_port, llmcache
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[TestClient[Any, Any], PolicyStore, StatsStore]]:
+    store, stats = PolicyStore(), StatsStore(max_age=45)
+    await store.put(PolicyRecord("apps", "default", 1, CachePolicySpec()))
+    client = TestClient(TestServer(create_delivery_app(store, stats, OperatorMetrics())))
+    await client.start_server()
+    try:
+        yield client, store, stats
+    finally:
+        await client.close()
+
+
+async def test_first_poll_answers_at_once_with_generation_and_normalised_spec(
+    served: tuple[TestClient[Any, Any], PolicyStore, StatsStore],
+) -> None:
+    client, _, _ = served
+    resp = await client.get("/v1/policies/apps/default", params={"wait": "30"})
+    assert resp.status == 200
+    assert resp.headers["ETag"] == '"1"'
+    doc = await resp.json()
+    assert doc["generation"] == 1
+    assert doc["spec"]["exact"]["ttlSeconds"] == 86_400  # defaults filled in, camelCase
+
+
+async def test_long_poll_returns_the_edit_as_soon_as_it_happens(
+    served: tuple[TestClient[Any, Any], PolicyStore, StatsStore],
+) -> None:
+    client, store, _ = served
+    poll = asyncio.create_task(
+        client.get(
+            "/v1/policies/apps/default", params={"wait": "60"}, headers={"If-None-Match": '"1"'}
+        )
+    )
+    await asyncio.sleep(0)  # let the request reach the server before the edit
+    assert not poll.done()
+    edited = CachePolicySpec.model_validate({"exact": {"ttlSeconds": 60}})
+    await store.put(PolicyRecord("apps", "default", 2, edited))
+    resp = await asyncio.wait_for(poll, 10)
+    assert resp.status == 200 and resp.headers["ETag"] == '"2"'
+    assert (await resp.json())["spec"]["exact"]["ttlSeconds"] == 60
+
+
+async def test_unchanged_policy_answers_304_after_wait(
+    served: tuple[TestClient[Any, Any], PolicyStore, StatsStore],
+) -> None:
+    client, _, _ = served
+    resp = await client.get(
+        "/v1/policies/apps/default", params={"wait": "0.2"}, headers={"If-None-Match": '"1"'}
+    )
+    assert resp.status == 304
+
+
+async def test_missing_or_deleted_policy_is_404(
+    served: tuple[TestClient[Any, Any], PolicyStore, StatsStore],
+) -> None:
+    client, store, _ = served
+    assert (await client.get("/v1/policies/apps/nope")).status == 404
+    poll = asyncio.create_task(
+        client.get(
+            "/v1/policies/apps/default", params={"wait": "60"}, headers={"If-None-Match": '"1"'}
+        )
+    )
+    await asyncio.sleep(0)
+    await store.remove("apps", "default")
+    assert (await asyncio.wait_for(poll, 10)).status == 404
+
+
+async def test_stats_are_kept_per_pod_and_aggregated(
+    served: tuple[TestClient[Any, Any], PolicyStore, StatsStore],
+) -> None:
+    client, _, stats = served
+    for pod, hits in (("a", 3), ("b", 1), ("a", 5)):
+        report = {"requests": 10, "hits": hits, "savedUsd": 0.5, "tokensSaved": 100}
+        resp = await client.post("/v1/stats/apps/default", json={"pod": pod, "stats": report})
+        assert resp.status == 204
+    agg = stats.aggregate("apps", "default")
+    assert agg["injectedPods"] == 2
+    assert (agg["requests"], agg["hits"], agg["hitRate"]) == (20, 6, 0.3)
+    assert agg["savedUsd"] == 1.0 and agg["tokensSaved"] == 200
+    bad = await client.post("/v1/stats/apps/default", data=b"not json")
+    assert bad.status == 400
+    unknown = await client.post("/v1/stats/apps/nope", json={"pod": "a", "stats": {}})
+    assert unknown.status == 404
+
+
+def test_silent_pods_are_forgotten() -> None:
+    stats = StatsStore(max_age=45)
+    stats.record("apps", "p", "old", {"requests": 5, "hits": 5}, now=0)
+    stats.record("apps", "p", "new", {"requests": 5, "hits": 0}, now=40)
+    assert stats.aggregate("apps", "p", now=50)["injectedPods"] == 1
+    assert stats.aggregate("apps", "p", now=50)["hits"] == 0
+
+
+# ---- injection ----------------------------------------------------------------------------
+
+SETTINGS = InjectionSettings(
+    sidecar_image="example.org/llmcache:1", operator_url="http://op.llmcache-system.svc:8081"
+)
+
+
+def pod(annotations: dict[str, str] | None = None, env: list[dict[str, Any]] | None = None) -> Any:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "app", "namespace": "apps", "annotations": annotations or {}},
+        "spec": {"containers": [{"name": "app", "image": "app:1", "env": env or []}]},
+    }
+
+
+def test_injects_a_native_sidecar_with_the_contract_env() -> None:
+    spec = CachePolicySpec.model_validate({"redis": {"url": "redis://r:6379/0"}})
+    p = pod()
+    inject(p, "apps", "default", 3, spec, SETTINGS)
+    sidecar = p["spec"]["initContainers"][0]
+    assert sidecar["restartPolicy"] == "Always" and sidecar["args"] == ["sidecar"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in sidecar["env"]}
+    assert env["LLMCACHE_LISTEN"] == "127.0.0.1:8787"
+    assert env["LLMCACHE_ADMIN_LISTEN"] == "0.0.0.0:8788"
+    assert (
+        env["LLMCACHE_POLICY_URL"] == "http://op.llmcache-system.svc:8081/v1/policies/apps/default"
+    )
+    assert env["LLMCACHE_STATS_URL"] == "http://op.llmcache-system.svc:8081/v1/stats/apps/default"
+    assert env["LLMCACHE_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["LLMCACHE_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["LLMCACHE_REDIS_URL"] == "redis://r:6379/0"
+    assert CachePolicySpec.model_validate_json(env["LLMCACHE_POLICY_JSON"]) == spec
+    sc = sidecar["securityContext"]
+    assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
+    assert sidecar["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert sidecar["resources"]["limits"]["memory"] == "512Mi"
+    app_env = {e["name"]: e["value"] for e in p["spec"]["containers"][0]["env"]}
+    assert app_env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8787/anthropic"
+    assert app_env["OPENAI_BASE_URL"] == "http://127.0.0.1:8787/openai/v1"
+    assert p["metadata"]["labels"] == {
+        "llmcache.dev/injected": "true",
+        "llmcache.dev/policy": "default",
+    }
+
+
+def test_secret_redis_url_stays_a_reference_and_app_env_is_not_overridden() -> None:
+    spec = CachePolicySpec.model_validate({"redis": {"urlSecretRef": {"name": "r", "key": "url"}}})
+    p = pod(env=[{"name": "OPENAI_BASE_URL", "value": "https://mine"}])
+    inject(p, "apps", "default", 1, spec, SETTINGS)
+    env = {e["name"]: e for e in p["spec"]["initContainers"][0]["env"]}
+    assert env["LLMCACHE_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "r", "key": "url"}
+    app_env = [e for e in p["spec"]["containers"][0]["env"] if e["name"] == "OPENAI_BASE_URL"]
+    assert app_env == [{"name": "OPENAI_BASE_URL", "value": "https://mine"}]
+
+
+def test_injection_is_idempotent() -> None:
+    p = pod()
+    inject(p, "apps", "default", 1, CachePolicySpec(), SETTINGS)
+    once = copy.deepcopy(p)
+    inject(p, "apps", "default", 1, CachePolicySpec(), SETTINGS)
+    assert p == once
+
+
+async def test_mutation_decides_from_annotation_and_policy() -> None:
+    store = PolicyStore()
+    await store.put(PolicyRecord("apps", "fast", 2, CachePolicySpec()))
+    warnings: list[str] = []
+    assert mutate_pod(pod(), "apps", store, SETTINGS, warnings) == ("skipped", None)
+    result, mutated = mutate_pod(
+        pod({"llmcache.dev/inject": "true"}), "apps", store, SETTINGS, warnings
+    )
+    assert result == "injected" and mutated is not None
+    assert mutated["metadata"]["labels"]["llmcache.dev/policy"] == "fast"  # the only one
+    assert mutate_pod(mutated, "apps", store, SETTINGS, warnings)[0] == "skipped"  # once
+    await store.put(PolicyRecord("apps", "other", 1, CachePolicySpec()))
+    result, _ = mutate_pod(pod({"llmcache.dev/inject": "true"}), "apps", store, SETTINGS, warnings)
+    assert result == "skipped" and "not found" in warnings[-1]  # two and none named default
+    asked = pod({"llmcache.dev/inject": "true", "llmcache.dev/policy": "other"})
+    result, mutated = mutate_pod(asked, "apps", store, SETTINGS, warnings)
+    assert mutated is not None and mutated["metadata"]["labels"]["llmcache.dev/policy"] == "other"
+
+
+def test_webhook_configuration_never_blocks_pods() -> None:
+    body = webhook_configuration("llmcache-injector", {"url": "https://127.0.0.1:9443/inject"})
+    hook = body["webhooks"][0]
+    assert hook["failurePolicy"] == "Ignore" and hook["timeoutSeconds"] <= 5
+    assert hook["sideEffects"] == "None"
+    assert hook["rules"][0]["operations"] == ["CREATE"]
+    expr = hook["namespaceSelector"]["matchExpressions"][0]
+    assert expr == {"key": "llmcache.dev/injection", "operator": "NotIn", "values": ["disabled"]}
+    opt_in = webhook_configuration("x", {"url": "u"}, opt_in=True)["webhooks"][0]
+    assert opt_in["namespaceSelector"]["matchExpressions"][0]["operator"] == "In"
+    json.dumps(body)  # serialisable as is
+
+
+# ---- a real sidecar process, started from the injected container --------------------------
+
+
+def sidecar_from_container(
+    container: dict[str, Any], namespace: str, pod_name: str, **overrides: str
+) -> Proc:
+    """Run the injected container's command (``llmcache`` + its args, the image's entrypoint
+    replaced by ``python -m llmcache``) with its env, the downward-API values filled in, and
+    the listen addresses moved to free loopback ports."""
+    env: dict[str, str] = {}
+    for item in container["env"]:
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            path = item["valueFrom"]["fieldRef"]["fieldPath"]
+            env[item["name"]] = {"metadata.namespace": namespace, "metadata.name": pod_name}[path]
+    env.update(
+        LLMCACHE_LISTEN=f"127.0.0.1:{free_port()}",
+        LLMCACHE_ADMIN_LISTEN=f"127.0.0.1:{free_port()}",
+        LLMCACHE_STATS_INTERVAL="0.5",
+        **overrides,
+    )
+    return llmcache(*container["args"], env=env, count=2)
+
+
+async def ask(session: aiohttp.ClientSession, sidecar: str, model: str) -> str:
+    body = {
+        "model": model,
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Name the three primary colours."}],
+    }
+    headers = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
+    async with session.post(f"{sidecar}/anthropic/v1/messages", json=body, headers=headers) as r:
+        assert r.status == 200, await r.text()
+        return r.headers["x-llmcache"]
+
+
+async def until(predicate: Any, within: float = 15.0) -> Any:
+    """Await ``predicate()`` until truthy, without blocking the loop serving the operator."""
+    async with asyncio.timeout(within):
+        while True:
+            value = await predicate()
+            if value:
+                return value
+            await asyncio.sleep(0.1)
+
+
+async def test_policy_edit_reaches_a_running_sidecar_without_restart() -> None:
+    store, stats = PolicyStore(), StatsStore(max_age=45)
+    runner = web.AppRunner(create_delivery_app(store, stats, OperatorMetrics()))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    sim = llmcache("upstream-sim", "--listen", "127.0.0.1:0")
+    sidecar: Proc | None = None
+    try:
+        spec = CachePolicySpec.model_validate({"upstreams": {"anthropic": sim.url}})
+        await store.put(PolicyRecord("apps", "default", 1, spec))
+        p = pod({"llmcache.dev/inject": "true"})
+        settings = InjectionSettings(sidecar_image="x", operator_url=f"http://127.0.0.1:{port}")
+        _, mutated = mutate_pod(p, "apps", store, settings, [])
+        assert mutated is not None
+        sidecar = sidecar_from_container(mutated["spec"]["initContainers"][0], "apps", "app-1")
+        url = sidecar.url
+        async with aiohttp.ClientSession() as session:
+            assert await ask(session, url, "claude-haiku-4-5") == "miss"
+            assert await ask(session, url, "claude-haiku-4-5") == "hit"
+            edited = spec.model_validate(
+                {**spec.to_json(), "cacheability": {"excludeModels": ["claude-haiku-*"]}}
+            )
+            await store.put(PolicyRecord("apps", "default", 2, edited))
+
+            async def bypassed() -> bool:
+                return await ask(session, url, "claude-haiku-4-5") == "bypass"
+
+            await until(bypassed)
+            assert sidecar.popen.poll() is None  # the same process, never restarted
+
+            async def reported() -> bool:
+                return bool(stats.aggregate("apps", "default")["requests"] >= 3)
+
+            await until(reported)
+            assert stats.aggregate("apps", "default")["injectedPods"] == 1
+    finally:
+        if sidecar is not None:
+            sidecar.stop()
+        sim.stop()
+        await runner.cleanup()
