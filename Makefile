@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,operator,embed
 
-.PHONY: run test lint bench deps system-deps controlplane clean
+.PHONY: run test lint bench deps system-deps controlplane clean pkgtree
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,11 +34,18 @@ run: deps
 	$(BIN)/llmcache sidecar --listen 127.0.0.1:8787 \
 	  --anthropic-upstream http://127.0.0.1:8789 --openai-upstream http://127.0.0.1:8789
 
-lint: deps
+# mypy and import-linter find packages on disk, not through setuptools' editable finder:
+# give them the installed layout as a tree of links (build/pkg/llmcache/{sidecar,operator,bench}).
+pkgtree:
+	@rm -rf build/pkg && mkdir -p build/pkg/llmcache
+	@for f in llmcache/*; do ln -s "$(CURDIR)/$$f" build/pkg/llmcache/; done
+	@for d in sidecar operator bench; do ln -s "$(CURDIR)/$$d" build/pkg/llmcache/$$d; done
+
+lint: deps pkgtree
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy llmcache sidecar operator bench
-	$(BIN)/lint-imports
+	cd build/pkg && MYPYPATH=. ../../$(BIN)/mypy --config-file ../../pyproject.toml -p llmcache
+	cd build/pkg && PYTHONPATH=. ../../$(BIN)/lint-imports --config ../../.importlinter
 
 test: system-deps deps controlplane lint
 	$(BIN)/pytest -q -ra

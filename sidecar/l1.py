@@ -63,7 +63,7 @@ class L1:
         self.insert(req.key, entry, req.ttl)
 
     def insert(self, key: str, entry: Entry, ttl: int) -> None:
-        size = len(entry.body or b"") + 256
+        size = len(entry.encoded()) + 256
         if self.max_entries == 0 or size > self.max_bytes:
             return
         old = self._slots.pop(key, None)

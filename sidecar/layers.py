@@ -4,6 +4,7 @@ in order without knowing what is behind each."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +37,11 @@ class Entry:
     created: float  # unix seconds
     tags: tuple[str, ...] = ()
     body: bytes | None = None  # ``response`` serialised once, reused for every hit
+
+    def encoded(self) -> bytes:
+        if self.body is None:
+            self.body = json.dumps(self.response, separators=(",", ":")).encode()
+        return self.body
 
 
 @dataclass(slots=True)

@@ -230,10 +230,9 @@ async def respond_hit(
     if hit.score is not None:
         headers["x-llmcache-similarity"] = f"{hit.score:.4f}"
     if not req.stream:
-        if entry.body is None:
-            entry.body = json.dumps(entry.response, separators=(",", ":")).encode()
-        rt.metrics.response_bytes.labels(provider.name, "hit").inc(len(entry.body))
-        return web.Response(body=entry.body, content_type="application/json", headers=headers)
+        body = entry.encoded()
+        rt.metrics.response_bytes.labels(provider.name, "hit").inc(len(body))
+        return web.Response(body=body, content_type="application/json", headers=headers)
     resp = web.StreamResponse(headers={**dict(SSE_HEADERS), **headers})
     await resp.prepare(request)
     sent = 0
