@@ -329,6 +329,10 @@ async def _relay_stream(
         if request.transport is not None:
             request.transport.abort()
         return resp, None
+    rest = parser.remainder()  # an unterminated last event still reaches the client
+    if rest:
+        await resp.write(rest)
+        sent += len(rest)
     await resp.write_eof()
     rt.metrics.response_bytes.labels(provider.name, "miss").inc(sent)
     return resp, assembler.result()

@@ -81,6 +81,9 @@ class AnthropicMessages:
     def replay(self, response: Json, body: Json) -> Iterator[bytes]:
         return replay_message(response)
 
+    def replay_variant(self, body: Json) -> str:
+        return ""
+
     def usage(self, response: Json) -> Usage:
         u = response.get("usage") or {}
         return Usage(
@@ -244,6 +247,9 @@ _DELTA_USAGE = (
 )
 
 
+_TOOL_USE = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+
+
 def replay_message(message: Json) -> Iterator[bytes]:
     usage = message.get("usage") or {}
     start = {k: v for k, v in message.items() if k not in _STOP_KEYS and k != "content"}
@@ -266,8 +272,9 @@ def _replay_block(index: int, block: Json) -> Iterator[bytes]:
     kind = block.get("type")
     deltas: list[Json] = []
     if kind == "text" and isinstance(block.get("text"), str):
-        start = {k: v for k, v in block.items() if k != "citations"}
-        start["text"] = ""
+        start = {**block, "text": ""}
+        if isinstance(block.get("citations"), list):
+            start["citations"] = []  # refilled by citations_delta, as upstream does
         deltas = [{"type": "text_delta", "text": t} for t in pieces(block["text"]) if t]
         deltas += [{"type": "citations_delta", "citation": c} for c in block.get("citations") or []]
     elif kind == "thinking" and isinstance(block.get("thinking"), str):
@@ -275,7 +282,7 @@ def _replay_block(index: int, block: Json) -> Iterator[bytes]:
         deltas = [{"type": "thinking_delta", "thinking": t} for t in pieces(block["thinking"])]
         if block.get("signature"):
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
-    elif "input" in block and isinstance(block.get("input"), dict):
+    elif kind in _TOOL_USE and isinstance(block.get("input"), dict):
         # tool_use, server_tool_use, mcp_tool_use: the input arrives as JSON fragments.
         start = {**block, "input": {}}
         text = dumps(block["input"]) if block["input"] else ""

@@ -68,4 +68,8 @@ class Provider(Protocol):
         """The cached response as this API's SSE byte stream, honouring the client's
         request (e.g. ``stream_options.include_usage``)."""
 
+    def replay_variant(self, body: Json) -> str:
+        """The only part of ``body`` that ``replay`` depends on, as a short string: equal
+        variants give byte-identical replays, so the bytes may be memoised per entry."""
+
     def usage(self, response: Json) -> Usage: ...

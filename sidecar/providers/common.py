@@ -9,12 +9,11 @@ from .base import Json
 
 #: A replayed text is cut into at most this many deltas, none shorter than MIN_DELTA chars:
 #: few events keep the hit path cheap, several keep clients' incremental rendering honest.
-MAX_DELTAS = 16
-MIN_DELTA = 64
+MAX_DELTAS = 8
+MIN_DELTA = 128
 
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+# One encoder instance: json.dumps with non-default options builds a new one per call.
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def loads_object(data: str) -> Json | None:

@@ -104,13 +104,19 @@ class OpenAIChat:
     def replay(self, response: Json, body: Json) -> Iterator[bytes]:
         return replay_completion(response, include_usage=_wants_usage(body))
 
+    def replay_variant(self, body: Json) -> str:
+        return "usage" if _wants_usage(body) else ""
+
     def usage(self, response: Json) -> Usage:
         u = response.get("usage") or {}
-        cached = as_int((u.get("prompt_tokens_details") or {}).get("cached_tokens"))
+        details = u.get("prompt_tokens_details") or {}
+        cached = as_int(details.get("cached_tokens"))
+        written = as_int(details.get("cache_write_tokens"))
         return Usage(
-            input=max(as_int(u.get("prompt_tokens")) - cached, 0),
+            input=max(as_int(u.get("prompt_tokens")) - cached - written, 0),
             output=as_int(u.get("completion_tokens")),
             cache_read=cached,
+            cache_write=written,
         )
 
 
@@ -153,7 +159,6 @@ class _Choice:
     __slots__ = (
         "annotations",
         "content",
-        "extra",
         "finish",
         "function_call",
         "logprobs",
@@ -171,7 +176,6 @@ class _Choice:
         self.finish: str | None = None
         self.logprobs: Json | None = None
         self.annotations: list[Any] | None = None
-        self.extra: Json = {}
 
 
 class ChatAssembler:
@@ -194,15 +198,15 @@ class ChatAssembler:
             self._done = True
             return True
         chunk = loads_object(data)
-        if chunk is None or "error" in chunk:
+        if chunk is None or chunk.get("error"):
             self._broken = True
             return True
         choices = chunk.get("choices")
         usage = chunk.get("usage")
         if usage is not None:
             self._usage = usage
-        if self._head is None:
-            self._head = chunk
+        if self._head is None or (choices and not self._head.get("choices")):
+            self._head = chunk  # not Azure's id-less prompt_filter_results chunk
         else:
             for key in ("system_fingerprint", "service_tier"):
                 if chunk.get(key) is not None:

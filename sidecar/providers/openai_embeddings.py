@@ -56,6 +56,9 @@ class OpenAIEmbeddings:
     def replay(self, response: Json, body: Json) -> Iterator[bytes]:
         yield dumps(response).encode()  # never streamed: the JSON body itself
 
+    def replay_variant(self, body: Json) -> str:
+        return ""
+
     def usage(self, response: Json) -> Usage:
         u = response.get("usage") or {}
         return Usage(input=as_int(u.get("prompt_tokens")))

@@ -102,13 +102,19 @@ class OpenAIResponses:
     def replay(self, response: Json, body: Json) -> Iterator[bytes]:
         return replay_response(response)
 
+    def replay_variant(self, body: Json) -> str:
+        return ""
+
     def usage(self, response: Json) -> Usage:
         u = response.get("usage") or {}
-        cached = as_int((u.get("input_tokens_details") or {}).get("cached_tokens"))
+        details = u.get("input_tokens_details") or {}
+        cached = as_int(details.get("cached_tokens"))
+        written = as_int(details.get("cache_write_tokens"))
         return Usage(
-            input=max(as_int(u.get("input_tokens")) - cached, 0),
+            input=max(as_int(u.get("input_tokens")) - cached - written, 0),
             output=as_int(u.get("output_tokens")),
             cache_read=cached,
+            cache_write=written,
         )
 
 

@@ -81,6 +81,11 @@ class SSEParser:
         """Whether bytes of an unfinished event are buffered (an interrupted stream)."""
         return bool(self._buf)
 
+    def remainder(self) -> bytes:
+        """The buffered bytes of the unfinished event, for a proxy that wants to pass an
+        upstream's last, unterminated bytes on verbatim when the stream ends."""
+        return bytes(self._buf)
+
 
 def encode(event: str | None, data: str) -> bytes:
     """One event; ``data`` containing newlines becomes several ``data:`` lines."""
