@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from llmcache.policy import CachePolicySpec
 
-from . import pipeline
+from . import pipeline, rag
 from .layers import Selector
 from .metrics import Metrics
 from .providers import PROVIDERS
@@ -45,6 +45,7 @@ def create_app(
     for family in ("anthropic", "openai"):
         app.router.add_route("*", f"/{family}/{{tail:.*}}", partial(_passthrough, family=family))
     app.router.add_post("/admin/flush", _flush)
+    rag.add_routes(app, RUNTIME, SESSION)  # /rag/<name>/...: the vector-store query cache
     add_operational_routes(app)
     app.cleanup_ctx.append(_lifecycle)
     return app

@@ -118,6 +118,13 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.upstream_batch_size = Histogram(
+            "llmcache_upstream_batch_size",
+            "Inputs per batched upstream call (batching.mode: batch).",
+            ["route"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.invalidated = Counter(
             "llmcache_invalidated_entries",
             "Entries removed by flushes and write-through invalidation.",

@@ -26,6 +26,7 @@ from llmcache.policy import CachePolicySpec
 from llmcache.prices import cost_usd, price_for
 
 from . import keys
+from .batching import EmbeddingBatcher
 from .layers import CacheRequest, Entry, Hit
 from .providers.base import Json, Provider, Usage
 from .providers.sse import SSEParser
@@ -260,32 +261,31 @@ async def call_upstream(
     changed = provider.upstream_body(req.body)
     data = raw if changed is None else json.dumps(changed).encode()
     url = rt.upstream(family) + _tail(request, family)
+    headers = request_headers(request.headers)
+    batching = rt.policy.batching
+    inputs = None
+    if batching.mode == "batch" and provider.name == "openai.embeddings":
+        inputs = EmbeddingBatcher.inputs(req.body, batching.max_size)
     t0 = time.perf_counter()
     try:
-        up_cm = session.request(
-            request.method, url, data=data, headers=request_headers(request.headers)
-        )
-        up = await up_cm.__aenter__()
+        if inputs is not None:
+            reply = await rt.batcher.call(
+                session, url, headers, req.body, inputs, batching.window_ms, batching.max_size
+            )
+            status = reply.status
+            resp = web.Response(status=status, body=reply.payload, headers=reply.headers)
+            resp.headers["x-llmcache"] = "miss"
+            response = _json_object(reply.payload) if status == 200 else None
+        else:
+            async with session.request(request.method, url, data=data, headers=headers) as up:
+                status = up.status
+                resp, response = await _exchange(request, rt, up, provider, req)
     except (ClientError, OSError, TimeoutError) as exc:
         rt.stats.errors += 1
         return api_error(family, 502, "api_error", f"upstream unreachable: {exc}"), None
-    try:
-        extra = (("x-llmcache", "miss"),)
-        ok = 200 <= up.status < 300
-        streaming = ok and up.content_type == "text/event-stream"
-        if streaming:
-            resp, response = await _relay_stream(request, rt, up, provider, req, extra)
-        else:
-            payload = await up.read()
-            resp = web.Response(status=up.status, body=payload, headers=response_headers(up, extra))
-            response = _json_object(payload) if ok else None
-            rt.metrics.response_bytes.labels(provider.name, "miss").inc(len(payload))
-        status_class = f"{up.status // 100}xx"
-        rt.metrics.upstream_duration.labels(provider.name, status_class).observe(
-            time.perf_counter() - t0
-        )
-    finally:
-        await up_cm.__aexit__(None, None, None)
+    rt.metrics.upstream_duration.labels(provider.name, f"{status // 100}xx").observe(
+        time.perf_counter() - t0
+    )
     if response is None:
         return resp, None
     _account(rt, provider, req.model, response, saved=False)
@@ -298,6 +298,20 @@ async def call_upstream(
         for layer in rt.layers:
             await layer.put(req, entry)
     return resp, entry
+
+
+async def _exchange(
+    request: web.Request, rt: Runtime, up: Any, provider: Provider, req: CacheRequest
+) -> tuple[web.StreamResponse, Json | None]:
+    """The client's response and, for a success, the complete response object."""
+    extra = (("x-llmcache", "miss"),)
+    ok = 200 <= up.status < 300
+    if ok and up.content_type == "text/event-stream":
+        return await _relay_stream(request, rt, up, provider, req, extra)
+    payload = await up.read()
+    rt.metrics.response_bytes.labels(provider.name, "miss").inc(len(payload))
+    resp = web.Response(status=up.status, body=payload, headers=response_headers(up, extra))
+    return resp, _json_object(payload) if ok else None
 
 
 async def _relay_stream(

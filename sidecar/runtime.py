@@ -15,6 +15,7 @@ from typing import Any
 from llmcache import keyspace
 from llmcache.policy import CachePolicySpec
 
+from .batching import EmbeddingBatcher
 from .l1 import L1
 from .l2 import L2
 from .layers import Entry, Layer, Selector
@@ -73,6 +74,7 @@ class Runtime:
         self.layers: list[Layer] = []
         self.extra_layers: list[Layer] = []  # semantic (built by llmcache.sidecar.semantic)
         self.inflight: dict[str, Any] = {}
+        self.batcher = EmbeddingBatcher(metrics)
 
     @property
     def prefix(self) -> str:
@@ -127,11 +129,25 @@ class Runtime:
 
     async def _swap_extra_layers(self, old: CachePolicySpec) -> None:
         """Semantic layer: rebuilt when its settings change (hook for the semantic module)."""
-        if self.extra_layers and old.semantic == self.policy.semantic:
+        wanted = (self.policy.semantic, self.prefix, self.redis_url, self.policy.redis.timeout_ms)
+        if getattr(self, "_extra_key", None) == wanted:
             return
+        self._extra_key = wanted
         for layer in self.extra_layers:
             await layer.close()
         self.extra_layers = []
+        if self.policy.semantic.enabled:
+            from .semantic import make_layer  # the local model loads only when asked for
+
+            self.extra_layers = [
+                make_layer(
+                    self.policy.semantic,
+                    self.metrics,
+                    self.prefix,
+                    self.redis_url,
+                    self.policy.redis.timeout_ms,
+                )
+            ]
 
     async def _on_announced_flush(self, selector: Selector) -> None:
         removed = await self.l1.invalidate(selector)
