@@ -393,10 +393,17 @@ async def forward(
 
 
 def _account(rt: Runtime, provider: Provider, model: str, response: Json, saved: bool) -> None:
+    """Tokens and list-price USD of an answer, spent (miss) or saved (hit).
+
+    A hit saves what repeating the call would have cost: the provider's prompt cache would
+    then have been warm, so tokens the original call wrote to it count as cache reads.
+    """
     try:
         usage = provider.usage(response)
     except Exception:
         usage = Usage()
+    if saved and usage.cache_write:
+        usage = Usage(usage.input, usage.output, usage.cache_read + usage.cache_write, 0)
     price = price_for(model, rt.policy.prices)
     usd = cost_usd(price, usage.input, usage.output, usage.cache_read, usage.cache_write)
     m = rt.metrics

@@ -407,3 +407,32 @@ def test_metrics_and_stats_report_hits_and_savings(sidecar: SidecarFactory) -> N
     text = http("GET", f"{proc.url}/metrics")[2].decode()
     assert 'llmcache_requests_total{layer="l1",result="hit",route="anthropic.messages"} 1.0' in text
     assert "llmcache_saved_usd_total" in text and "llmcache_request_duration_seconds_bucket" in text
+
+
+def test_provider_prompt_caching_passes_through_and_is_priced_as_cache_reads(
+    sidecar: SidecarFactory,
+) -> None:
+    proc = sidecar()
+    client = claude(proc)
+    system = [
+        {
+            "type": "text",
+            "text": "You are a contracts tutor. " + "Be precise and cite the rule. " * 400,
+            "cache_control": {"type": "ephemeral"},
+        }
+    ]
+    params: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 4000, "system": system}
+    h1, first = ask(client, "What is estoppel?", **params)
+    assert h1["x-llmcache"] == "miss" and first.usage.cache_creation_input_tokens > 0
+    h2, second = ask(client, "What is estoppel?", **params)
+    assert h2["x-llmcache"] == "hit"
+    assert second.usage.cache_creation_input_tokens == first.usage.cache_creation_input_tokens
+    usage = first.usage
+    saved = stats(proc)["savedUsd"]
+    # Sonnet list prices: input $3, output $15, cache read $0.30 per million tokens.
+    expected = (
+        usage.input_tokens * 3.0
+        + usage.output_tokens * 15.0
+        + (usage.cache_creation_input_tokens + (usage.cache_read_input_tokens or 0)) * 0.3
+    ) / 1e6
+    assert saved == pytest.approx(expected, rel=1e-3)
