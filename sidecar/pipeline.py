@@ -267,6 +267,7 @@ async def call_upstream(
     if batching.mode == "batch" and provider.name == "openai.embeddings":
         inputs = EmbeddingBatcher.inputs(req.body, batching.max_size)
     t0 = time.perf_counter()
+    resp: web.StreamResponse
     try:
         if inputs is not None:
             reply = await rt.batcher.call(

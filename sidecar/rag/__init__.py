@@ -1,0 +1,178 @@
+"""``/rag/<name>/...``: the policy's vector stores behind a query cache (see ``cache`` for
+the keys and the invalidation, ``requests`` for which requests are queries and writes)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aiohttp import ClientError, ClientSession, web
+
+from llmcache.policy import RagUpstream
+
+from .. import keys
+from ..layers import Entry
+from ..runtime import Runtime
+from ..upstream import request_headers
+from .cache import RagCache
+from .requests import Query, Write, classify
+
+ROUTE = "rag"
+_STATE = web.AppKey("rag_state", dict)
+# Response headers that must not be replayed from the cache.
+_DROP = frozenset({"content-length", "transfer-encoding", "connection", "date", "content-encoding"})
+
+
+def add_routes(
+    app: web.Application, runtime_key: web.AppKey[Runtime], session_key: web.AppKey[ClientSession]
+) -> None:
+    """Mount ``/rag/{name}/{tail}`` on the sidecar app."""
+    app[_STATE] = {}
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await _handle(request, request.app[runtime_key], request.app[session_key])
+
+    async def cleanup(app: web.Application) -> None:
+        cache = app[_STATE].pop("cache", None)
+        if cache is not None:
+            await cache.close()
+
+    app.router.add_route("*", "/rag/{name}/{tail:.*}", handler)
+    app.on_cleanup.append(cleanup)
+
+
+def _cache(request: web.Request, rt: Runtime) -> RagCache:
+    state = request.app[_STATE]
+    wanted = (rt.policy.rag, rt.prefix, rt.redis_url)
+    cache: RagCache | None = state.get("cache")
+    if cache is None or state.get("key") != wanted:
+        if cache is not None:
+            state["closing"] = cache  # closed at shutdown; in-flight requests may use it
+        cache = RagCache(
+            rt.policy.rag, rt.metrics, rt.prefix, rt.redis_url, rt.policy.redis.timeout_ms
+        )
+        cache.start()
+        state["cache"], state["key"] = cache, wanted
+    return cache
+
+
+def _json(status: int, message: str) -> web.Response:
+    return web.json_response(
+        {"status": {"error": f"llmcache: {message}"}},
+        status=status,
+        headers={"x-llmcache": "bypass"},
+    )
+
+
+async def _handle(request: web.Request, rt: Runtime, session: ClientSession) -> web.StreamResponse:
+    started = time.perf_counter()
+    policy = rt.policy
+    name = request.match_info["name"]
+    upstream: RagUpstream | None = next((u for u in policy.rag.upstreams if u.name == name), None)
+    if not policy.rag.enabled or upstream is None:
+        return _json(404, f"no vector store named {name!r} in the policy's rag.upstreams")
+    rt.stats.requests += 1
+    raw = await request.read()
+    body: Any = None
+    if raw:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+    tail = "/" + request.match_info["tail"]
+    url = (
+        upstream.url.rstrip("/")
+        + tail
+        + (f"?{request.query_string}" if request.query_string else "")
+    )
+    what = classify(upstream.kind, request.method, tail, body if isinstance(body, dict) else None)
+    cache = _cache(request, rt)
+    control = request.headers.get("cache-control", "").lower()
+
+    if not isinstance(what, Query) or "no-store" in control:
+        resp = await _forward(request, session, url, raw, "bypass")
+        if isinstance(what, Write):  # after the store answered: see cache.py
+            await cache.bump(name, what.collection)
+        rt.stats.bypasses += 1
+        rt.metrics.bypasses.labels(
+            ROUTE, "rag_write" if isinstance(what, Write) else "rag_other"
+        ).inc()
+        _observe(rt, "bypass", "none", started)
+        return resp
+
+    tenant = keys.partition(policy.sharing, request.headers, rt.settings.namespace or "")
+    gen = await cache.generation(name, what.collection)
+    if gen is None:  # Redis cannot tell whether a write happened: do not serve or store
+        resp = await _forward(request, session, url, raw, "bypass")
+        rt.stats.bypasses += 1
+        _observe(rt, "bypass", "none", started)
+        return resp
+    partition, exact = cache.keys(name, tenant, what, gen)
+    if "no-cache" not in control:
+        t0 = time.perf_counter()
+        found = await cache.lookup(partition, exact, what.vector)
+        rt.metrics.lookup_duration.labels("rag").observe(time.perf_counter() - t0)
+        if found is not None:
+            entry, score = found
+            rt.stats.hits += 1
+            rt.stats.layer_hits["rag"] = rt.stats.layer_hits.get("rag", 0) + 1
+            if entry.body is None:
+                entry.body = json.dumps(entry.response["body"], separators=(",", ":")).encode()
+            headers = {"x-llmcache": "hit", "x-llmcache-layer": "rag",
+                       "x-llmcache-similarity": f"{score:.4f}"}  # fmt: skip
+            _observe(rt, "hit", "rag", started)
+            return web.Response(body=entry.body, content_type="application/json", headers=headers)
+
+    rt.stats.misses += 1
+    resp, payload = await _call(request, session, url, raw)
+    if payload is not None:
+        ttl = _ttl(request.headers.get("x-llmcache-ttl"), policy.rag.ttl_seconds)
+        entry = Entry(response={"body": payload}, model=what.collection, created=time.time())
+        cache.save(partition, exact, what.vector, entry, ttl)
+        rt.metrics.stores.labels("rag").inc()
+    _observe(rt, "miss", "none", started)
+    return resp
+
+
+def _ttl(value: str | None, default: int) -> int:
+    try:
+        return max(1, min(int(value), 31 * 86_400)) if value else default
+    except ValueError:
+        return default
+
+
+def _observe(rt: Runtime, result: str, layer: str, started: float) -> None:
+    rt.metrics.requests.labels(ROUTE, result, layer).inc()
+    rt.metrics.request_duration.labels(ROUTE, result).observe(time.perf_counter() - started)
+
+
+async def _call(
+    request: web.Request, session: ClientSession, url: str, raw: bytes
+) -> tuple[web.Response, Any]:
+    """Forward; also return the parsed JSON body when it is a storable success."""
+    try:
+        async with session.request(
+            request.method, url, data=raw or None, headers=request_headers(request.headers)
+        ) as up:
+            payload = await up.read()
+            headers = {k: v for k, v in up.headers.items() if k.lower() not in _DROP}
+            headers["x-llmcache"] = "miss"
+            resp = web.Response(status=up.status, body=payload, headers=headers)
+            doc: Any = None
+            if up.status == 200:
+                try:
+                    doc = json.loads(payload)
+                except ValueError:
+                    doc = None
+            return resp, doc
+    except (ClientError, OSError, TimeoutError) as exc:
+        return _json(502, f"vector store unreachable: {exc}"), None
+
+
+async def _forward(
+    request: web.Request, session: ClientSession, url: str, raw: bytes, label: str
+) -> web.Response:
+    resp, _ = await _call(request, session, url, raw)
+    resp.headers["x-llmcache"] = label
+    return resp

