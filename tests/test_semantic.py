@@ -114,3 +114,25 @@ def test_record_round_trip_and_garbage() -> None:
     assert decoded is not None and decoded[0] == rec and np.allclose(decoded[1], unit(1))
     assert decode_record("id", b"garbage", 8) is None
     assert decode_record("id", encode_record(rec, unit(1)), 16) is None
+
+
+def test_large_partitions_prefilter_by_sign_bits_and_find_the_exact_best() -> None:
+    rng = np.random.default_rng(7)
+    dim, n = 384, 12_000  # above EXACT_MAX: the sign-bit prefilter runs
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex(dim, max_entries=n)
+    far = time.time() + 60
+    for i in range(n):
+        index.add(Record(f"r{i}", "p", "", "m", far), vectors[i])
+    for i in range(0, 200, 2):  # holes: the last rows move into them, bits must follow
+        index.remove(f"r{i}")
+    live = [i for i in range(n) if f"r{i}" in index.records]
+    for target in rng.choice(live, 50, replace=False):
+        noise = rng.standard_normal(dim).astype(np.float32)
+        query = vectors[target] * 0.95 + noise / np.linalg.norm(noise) * 0.31
+        query /= np.linalg.norm(query)
+        found = index.search("p", query)
+        exact = max(live, key=lambda j: float(vectors[j] @ query))
+        assert found is not None and found[0].id == f"r{exact}"
+        assert found[1] == pytest.approx(float(vectors[exact] @ query), abs=1e-5)
