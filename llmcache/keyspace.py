@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+INDEX_TTL = 32 * 86_400  # index sets outlive the longest entry TTL (31 days)
 STANDALONE_NAMESPACE = "_"
 STANDALONE_POLICY = "default"
 SCAN_BATCH = 500

@@ -1,20 +1,26 @@
 """Entry ↔ bytes for the shared L2.
 
-Values carry a magic and a format version and are zlib-compressed JSON: a sidecar that
-meets a value it cannot read (older or newer format, corruption, something else written
+``LLMC`` + format version + flags + meta length (2 bytes) + meta JSON (model, time, tags,
+token usage) + the response body exactly as it is sent to clients, zlib-compressed when it
+is large enough to be worth it. A hit never parses the body: it sends it. A sidecar that
+meets a value it cannot read (another format version, corruption, something else written
 under our prefix) treats it as a miss instead of serving garbage.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import zlib
 
 from .layers import Entry
+from .providers.base import Usage
 
 MAGIC = b"LLMC"
-VERSION = 1
-_HEADER = MAGIC + bytes([VERSION])
+VERSION = 2
+COMPRESSED = 0x01
+COMPRESS_FROM = 1024  # bytes; below this zlib costs more time than it saves space
+_HEAD = struct.Struct(">4sBBH")
 
 
 class CorruptValue(ValueError):
@@ -22,18 +28,45 @@ class CorruptValue(ValueError):
 
 
 def encode(entry: Entry) -> bytes:
-    doc = {"r": entry.response, "m": entry.model, "c": entry.created, "t": list(entry.tags)}
-    return _HEADER + zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
+    u = entry.usage or Usage()
+    meta = json.dumps(
+        {
+            "m": entry.model,
+            "c": entry.created,
+            "t": list(entry.tags),
+            "u": [u.input, u.output, u.cache_read, u.cache_write],
+        },
+        separators=(",", ":"),
+    ).encode()
+    body, flags = entry.encoded(), 0
+    if len(body) >= COMPRESS_FROM:
+        body, flags = zlib.compress(body, 1), COMPRESSED
+    return _HEAD.pack(MAGIC, VERSION, flags, len(meta)) + meta + body
 
 
 def decode(raw: bytes) -> Entry:
-    if raw[:5] != _HEADER:
-        raise CorruptValue("unknown magic or format version")
     try:
-        doc = json.loads(zlib.decompress(raw[5:]))
-        response, model, created, tags = doc["r"], doc["m"], doc["c"], doc["t"]
+        magic, version, flags, size = _HEAD.unpack_from(raw)
+    except struct.error as exc:
+        raise CorruptValue("value too short") from exc
+    if magic != MAGIC or version != VERSION:
+        raise CorruptValue("unknown magic or format version")
+    start = _HEAD.size
+    try:
+        meta = json.loads(raw[start : start + size])
+        body = raw[start + size :]
+        if flags & COMPRESSED:
+            body = zlib.decompress(body)
+        model, created, tags, usage = meta["m"], meta["c"], meta["t"], meta["u"]
+        entry = Entry(
+            body=body,
+            model=model,
+            created=float(created),
+            tags=tuple(tags),
+            usage=Usage(*(int(n) for n in usage)),
+        )
     except (zlib.error, ValueError, KeyError, TypeError) as exc:
         raise CorruptValue(str(exc)) from exc
-    if not isinstance(response, dict) or not isinstance(model, str):
+    if not isinstance(model, str) or not body.startswith(b"{"):
         raise CorruptValue("malformed entry")
-    return Entry(response=response, model=model, created=float(created), tags=tuple(tags))
+    return entry

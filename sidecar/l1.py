@@ -63,8 +63,10 @@ class L1:
         self.insert(req.key, entry, req.ttl)
 
     def insert(self, key: str, entry: Entry, ttl: int) -> None:
+        if self.max_entries == 0:
+            return
         size = len(entry.encoded()) + 256
-        if self.max_entries == 0 or size > self.max_bytes:
+        if size > self.max_bytes:
             return
         old = self._slots.pop(key, None)
         if old is not None:
@@ -72,7 +74,7 @@ class L1:
         self._slots[key] = _Slot(entry, time.monotonic() + ttl, ttl, size)
         self.bytes += size
         self._evict()
-        self._metrics.stores.labels("l1").inc()
+        self._metrics.child(self._metrics.stores, "l1").inc()
 
     async def invalidate(self, selector: Selector) -> int:
         doomed = [

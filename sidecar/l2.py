@@ -59,6 +59,7 @@ class L2:
             max_connections=16,
         )
         self._pending: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        self._writes: list[tuple[str, Entry, int]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._faults = 0
         self._pause = BREAKER_MIN_PAUSE
@@ -75,7 +76,7 @@ class L2:
         try:
             entry = codec.decode(raw)
         except codec.CorruptValue:
-            self._metrics.redis_faults.labels("get", "corrupt").inc()
+            self._metrics.child(self._metrics.redis_faults, "get", "corrupt").inc()
             return None
         if self.sliding:
             self._background(self._touch(req.key, req.ttl))
@@ -87,7 +88,7 @@ class L2:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bytes | None] = loop.create_future()
         if self._is_open():
-            self._metrics.redis_faults.labels("get", "unavailable").inc()
+            self._metrics.child(self._metrics.redis_faults, "get", "unavailable").inc()
             fut.set_result(None)
             return fut
         self._pending.append((key, fut))
@@ -116,27 +117,37 @@ class L2:
     # -- writes ----------------------------------------------------------------------------
 
     async def put(self, req: CacheRequest, entry: Entry) -> None:
-        if not self._is_open():
-            self._background(self._write(req.key, entry, req.ttl))
+        """Queue the write; every write of this loop tick goes out in one pipeline."""
+        if self._is_open():
+            return
+        self._writes.append((req.key, entry, req.ttl))
+        if len(self._writes) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_writes)
 
-    async def _write(self, digest: str, entry: Entry, ttl: int) -> None:
-        key = keyspace.entry_key(self.prefix, digest)
+    def _flush_writes(self) -> None:
+        batch, self._writes = self._writes, []
+        self._background(self._write(batch))
+
+    async def _write(self, batch: list[tuple[str, Entry, int]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for digest, entry, ttl in batch:
+            key = keyspace.entry_key(self.prefix, digest)
+            pipe.set(key, codec.encode(entry), ex=ttl)
+            model_index = keyspace.model_key(self.prefix, entry.model)
+            pipe.sadd(model_index, key)
+            pipe.expire(model_index, keyspace.INDEX_TTL)  # outlives every entry it lists
+            for tag in entry.tags:
+                tag_index = keyspace.tag_key(self.prefix, tag)
+                pipe.sadd(tag_index, key)
+                pipe.expire(tag_index, keyspace.INDEX_TTL)
         try:
             async with asyncio.timeout(self.timeout * 4):
-                pipe = self.client.pipeline(transaction=False)
-                pipe.set(key, codec.encode(entry), ex=ttl)
-                for index in [keyspace.tag_key(self.prefix, t) for t in entry.tags] + [
-                    keyspace.model_key(self.prefix, entry.model)
-                ]:
-                    pipe.sadd(index, key)
-                    pipe.expire(index, ttl, gt=True)
-                    pipe.expire(index, ttl, nx=True)
                 await pipe.execute()
         except Exception as exc:
             self._fault("set", exc)
         else:
             self._ok()
-            self._metrics.stores.labels("l2").inc()
+            self._metrics.child(self._metrics.stores, "l2").inc(len(batch))
 
     async def _touch(self, digest: str, ttl: int) -> None:
         try:
@@ -200,7 +211,7 @@ class L2:
 
     def _fault(self, op: str, exc: BaseException) -> None:
         reason = "timeout" if isinstance(exc, TimeoutError) else "error"
-        self._metrics.redis_faults.labels(op, reason).inc()
+        self._metrics.child(self._metrics.redis_faults, op, reason).inc()
         self._faults += 1
         if self._faults >= BREAKER_FAULTS:
             self._open_until = time.monotonic() + self._pause

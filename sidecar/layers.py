@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .providers.base import Usage
+
 Json = dict[str, Any]
 
 
@@ -28,20 +30,47 @@ class CacheRequest:
     extra: dict[str, Any] = field(default_factory=dict)  # per-layer scratch (e.g. embedding)
 
 
-@dataclass(slots=True)
 class Entry:
-    """A cached answer: always the API's non-streaming response object."""
+    """A cached answer: always the API's non-streaming response object.
 
-    response: Json
-    model: str
-    created: float  # unix seconds
-    tags: tuple[str, ...] = ()
-    body: bytes | None = None  # ``response`` serialised once, reused for every hit
+    Held as the serialised body, parsed only when something needs the object (a streaming
+    replay, the semantic layer): a plain hit sends the bytes it was stored with.
+    """
+
+    __slots__ = ("_body", "_response", "created", "model", "tags", "usage")
+
+    def __init__(
+        self,
+        response: Json | None = None,
+        model: str = "",
+        created: float = 0.0,
+        tags: tuple[str, ...] = (),
+        body: bytes | None = None,
+        usage: Usage | None = None,
+    ) -> None:
+        if response is None and body is None:
+            raise ValueError("an entry needs a response or its body")
+        self._response, self._body = response, body
+        self.model, self.created, self.tags, self.usage = model, created, tags, usage
+
+    @property
+    def response(self) -> Json:
+        if self._response is None:
+            self._response = json.loads(self.encoded())
+        return self._response
+
+    @property
+    def body(self) -> bytes | None:
+        return self._body
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        self._body = value
 
     def encoded(self) -> bytes:
-        if self.body is None:
-            self.body = json.dumps(self.response, separators=(",", ":")).encode()
-        return self.body
+        if self._body is None:
+            self._body = json.dumps(self._response, separators=(",", ":")).encode()
+        return self._body
 
 
 @dataclass(slots=True)

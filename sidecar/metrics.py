@@ -6,6 +6,8 @@ Each ``Metrics`` has its own registry so several sidecars can live in one test p
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Hits are sub-millisecond, upstream calls take seconds: one bucket set covers both.
@@ -19,6 +21,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 class Metrics:
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = r = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "llmcache_requests",
@@ -131,3 +134,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, resolved once: the hit path calls this a dozen times
+        per request and ``labels()`` takes a lock and builds tuples every time."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found

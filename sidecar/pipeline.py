@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -39,6 +40,7 @@ SSE_HEADERS = (("content-type", "text/event-stream"), ("cache-control", "no-cach
 TAG_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
 MAX_TAGS = 16
 MAX_TTL = 31 * 86_400
+PER_REQUEST_HEADERS = ("cache-control", "x-llmcache-ttl", "x-llmcache-tags")
 
 
 class BadRequest(Exception):
@@ -55,29 +57,43 @@ async def handle(
     rt.stats.requests += 1
     try:
         raw = await read_body(request, policy.limits.max_body_bytes)
+        partition = keys.partition(policy.sharing, request.headers, rt.settings.namespace or "")
+        # 0. The same bytes from the same tenant were answered before: straight to the L1,
+        # without parsing (SDKs send byte-identical bodies for identical calls).
+        seen_key = _seen_key(request, policy, provider, partition, raw)
+        if seen_key is not None and (seen := rt.seen.get(seen_key)) is not None:
+            entry = rt.l1.lookup(seen.key)
+            if entry is not None:
+                hit = Hit(entry, "l1")
+                resp = await respond_hit(request, rt, provider, seen.stream, seen.body, hit)
+                _observe(rt, provider.name, "hit", "l1", started)
+                return resp
         body = parse_json(raw)
-        req = prepare(request, rt, policy, provider, body)
+        req = prepare(request, rt, policy, provider, body, partition)
     except BadRequest as exc:
         rt.stats.errors += 1
-        rt.metrics.requests.labels(provider.name, "error", "none").inc()
+        rt.metrics.child(rt.metrics.requests, provider.name, "error", "none").inc()
         return api_error(family, exc.status, exc.kind, str(exc))
 
     if isinstance(req, str):  # a bypass reason
         rt.stats.bypasses += 1
-        rt.metrics.bypasses.labels(provider.name, req).inc()
+        rt.metrics.child(rt.metrics.bypasses, provider.name, req).inc()
         resp = await forward(request, rt, session, family, raw, "bypass", provider, body)
         _observe(rt, provider.name, "bypass", "none", started)
         return resp
+    if seen_key is not None:
+        rt.remember(seen_key, req)
 
     if req.lookup:
         for layer in rt.layers:
             t0 = time.perf_counter()
             hit = await layer.get(req)
-            rt.metrics.lookup_duration.labels(layer.name).observe(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - t0
+            rt.metrics.child(rt.metrics.lookup_duration, layer.name).observe(elapsed)
             if hit is not None:
                 if hit.layer != "l1":
                     await rt.promote(req.key, hit.entry, req.ttl)
-                resp = await respond_hit(request, rt, provider, req, hit)
+                resp = await respond_hit(request, rt, provider, req.stream, req.body, hit)
                 _observe(rt, provider.name, "hit", hit.layer, started)
                 return resp
 
@@ -87,9 +103,10 @@ async def handle(
     if waiter is not None:
         joined = await asyncio.shield(waiter)
         if joined is not None:
-            rt.metrics.coalesced.labels(provider.name).inc()
+            rt.metrics.child(rt.metrics.coalesced, provider.name).inc()
             rt.stats.misses -= 1
-            resp = await respond_hit(request, rt, provider, req, Hit(joined, "coalesced"))
+            hit = Hit(joined, "coalesced")
+            resp = await respond_hit(request, rt, provider, req.stream, req.body, hit)
             _observe(rt, provider.name, "hit", "coalesced", started)
             return resp
         leader = False  # the leader's answer was not storable: make our own call
@@ -141,8 +158,26 @@ def parse_json(raw: bytes) -> Json:
 # -- 2. and 3. deciding and keying ------------------------------------------------------------
 
 
+def _seen_key(
+    request: web.Request, policy: CachePolicySpec, provider: Provider, partition: str, raw: bytes
+) -> bytes | None:
+    """Identity of the raw request, when nothing but its bytes decides how it is cached."""
+    headers = request.headers
+    if not policy.exact.enabled or any(h in headers for h in PER_REQUEST_HEADERS):
+        return None
+    h = hashlib.sha256(provider.name.encode())
+    h.update(partition.encode())
+    h.update(raw)
+    return h.digest()
+
+
 def prepare(
-    request: web.Request, rt: Runtime, policy: CachePolicySpec, provider: Provider, body: Json
+    request: web.Request,
+    rt: Runtime,
+    policy: CachePolicySpec,
+    provider: Provider,
+    body: Json,
+    partition: str,
 ) -> CacheRequest | str:
     """The cache request, or the reason it bypasses the cache."""
     headers = request.headers
@@ -154,7 +189,6 @@ def prepare(
     if reason:
         return reason
     model = provider.model(body)
-    partition = keys.partition(policy.sharing, headers, rt.settings.namespace or "")
     material = provider.key_material(body)
     return CacheRequest(
         route=provider.name,
@@ -219,29 +253,33 @@ def _tags(value: str | None) -> tuple[str, ...]:
 
 
 async def respond_hit(
-    request: web.Request, rt: Runtime, provider: Provider, req: CacheRequest, hit: Hit
+    request: web.Request, rt: Runtime, provider: Provider, stream: bool, body: Json | None, hit: Hit
 ) -> web.StreamResponse:
+    """The cached answer in the form the client asked for: JSON, or this API's SSE."""
     entry = hit.entry
     layer = hit.layer
     rt.stats.hits += 1
     if layer in rt.stats.layer_hits:
         rt.stats.layer_hits[layer] += 1
-    _account(rt, provider, entry.model, entry.response, saved=True)
+    if entry.usage is None:
+        entry.usage = _usage(provider, entry.response)
+    _account(rt, provider.name, entry.model, entry.usage, saved=True)
     headers = {"x-llmcache": "hit", "x-llmcache-layer": layer}
     if hit.score is not None:
         headers["x-llmcache-similarity"] = f"{hit.score:.4f}"
-    if not req.stream:
-        body = entry.encoded()
-        rt.metrics.response_bytes.labels(provider.name, "hit").inc(len(body))
-        return web.Response(body=body, content_type="application/json", headers=headers)
+    bytes_sent = rt.metrics.child(rt.metrics.response_bytes, provider.name, "hit")
+    if not stream:
+        payload = entry.encoded()
+        bytes_sent.inc(len(payload))
+        return web.Response(body=payload, content_type="application/json", headers=headers)
     resp = web.StreamResponse(headers={**dict(SSE_HEADERS), **headers})
     await resp.prepare(request)
     sent = 0
-    for chunk in provider.replay(entry.response, req.body):
+    for chunk in provider.replay(entry.response, body or {}):
         await resp.write(chunk)
         sent += len(chunk)
     await resp.write_eof()
-    rt.metrics.response_bytes.labels(provider.name, "hit").inc(sent)
+    bytes_sent.inc(sent)
     return resp
 
 
@@ -273,28 +311,37 @@ async def call_upstream(
             reply = await rt.batcher.call(
                 session, url, headers, req.body, inputs, batching.window_ms, batching.max_size
             )
-            status = reply.status
-            resp = web.Response(status=status, body=reply.payload, headers=reply.headers)
+            status, payload = reply.status, reply.payload
+            resp = web.Response(status=status, body=payload, headers=reply.headers)
             resp.headers["x-llmcache"] = "miss"
-            response = _json_object(reply.payload) if status == 200 else None
+            response = _json_object(payload) if status == 200 else None
         else:
             async with session.request(request.method, url, data=data, headers=headers) as up:
                 status = up.status
-                resp, response = await _exchange(request, rt, up, provider, req)
+                resp, response, payload = await _exchange(request, rt, up, provider, req)
     except (ClientError, OSError, TimeoutError) as exc:
         rt.stats.errors += 1
         return api_error(family, 502, "api_error", f"upstream unreachable: {exc}"), None
-    rt.metrics.upstream_duration.labels(provider.name, f"{status // 100}xx").observe(
-        time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    rt.metrics.child(rt.metrics.upstream_duration, provider.name, f"{status // 100}xx").observe(
+        elapsed
     )
     if response is None:
         return resp, None
-    _account(rt, provider, req.model, response, saved=False)
+    usage = _usage(provider, response)
+    _account(rt, provider.name, req.model, usage, saved=False)
     reason = provider.unstorable_reason(response)
     if reason is not None:
-        rt.metrics.bypasses.labels(provider.name, f"unstorable_{reason}").inc()
+        rt.metrics.child(rt.metrics.bypasses, provider.name, f"unstorable_{reason}").inc()
         return resp, None
-    entry = Entry(response=response, model=req.model, created=time.time(), tags=req.tags)
+    entry = Entry(
+        response=response,
+        body=payload,  # stored and served as the upstream sent it
+        model=req.model,
+        created=time.time(),
+        tags=req.tags,
+        usage=usage,
+    )
     if req.store:
         for layer in rt.layers:
             await layer.put(req, entry)
@@ -303,16 +350,19 @@ async def call_upstream(
 
 async def _exchange(
     request: web.Request, rt: Runtime, up: Any, provider: Provider, req: CacheRequest
-) -> tuple[web.StreamResponse, Json | None]:
-    """The client's response and, for a success, the complete response object."""
+) -> tuple[web.StreamResponse, Json | None, bytes | None]:
+    """The client's response and, for a success, the complete response object (and its
+    bytes, when the upstream sent it whole)."""
     extra = (("x-llmcache", "miss"),)
     ok = 200 <= up.status < 300
     if ok and up.content_type == "text/event-stream":
-        return await _relay_stream(request, rt, up, provider, req, extra)
+        resp, response = await _relay_stream(request, rt, up, provider, req, extra)
+        return resp, response, None
     payload = await up.read()
-    rt.metrics.response_bytes.labels(provider.name, "miss").inc(len(payload))
+    rt.metrics.child(rt.metrics.response_bytes, provider.name, "miss").inc(len(payload))
     resp = web.Response(status=up.status, body=payload, headers=response_headers(up, extra))
-    return resp, _json_object(payload) if ok else None
+    response = _json_object(payload) if ok else None
+    return resp, response, payload if response is not None else None
 
 
 async def _relay_stream(
@@ -386,23 +436,27 @@ async def forward(
     if provider is not None and payload:
         response = _json_object(bytes(payload))
         if response is not None:
-            _account(rt, provider, provider.model(body or {}), response, saved=False)
+            model = provider.model(body or {})
+            _account(rt, provider.name, model, _usage(provider, response), saved=False)
     return resp
 
 
 # -- accounting --------------------------------------------------------------------------------
 
 
-def _account(rt: Runtime, provider: Provider, model: str, response: Json, saved: bool) -> None:
+def _usage(provider: Provider, response: Json) -> Usage:
+    try:
+        return provider.usage(response)
+    except Exception:  # an odd response must not fail the request over accounting
+        return Usage()
+
+
+def _account(rt: Runtime, route: str, model: str, usage: Usage, saved: bool) -> None:
     """Tokens and list-price USD of an answer, spent (miss) or saved (hit).
 
     A hit saves what repeating the call would have cost: the provider's prompt cache would
     then have been warm, so tokens the original call wrote to it count as cache reads.
     """
-    try:
-        usage = provider.usage(response)
-    except Exception:
-        usage = Usage()
     if saved and usage.cache_write:
         usage = Usage(usage.input, usage.output, usage.cache_read + usage.cache_write, 0)
     price = price_for(model, rt.policy.prices)
@@ -416,8 +470,8 @@ def _account(rt: Runtime, provider: Provider, model: str, response: Json, saved:
         ("cache_write", usage.cache_write),
     ):
         if n:
-            tokens.labels(provider.name, model, kind).inc(n)
-    money.labels(provider.name, model).inc(usd)
+            m.child(tokens, route, model, kind).inc(n)
+    m.child(money, route, model).inc(usd)
     if saved:
         rt.stats.saved_usd += usd
         rt.stats.tokens_saved += usage.input + usage.output + usage.cache_read + usage.cache_write
@@ -426,8 +480,9 @@ def _account(rt: Runtime, provider: Provider, model: str, response: Json, saved:
 
 
 def _observe(rt: Runtime, route: str, result: str, layer: str, started: float) -> None:
-    rt.metrics.requests.labels(route, result, layer).inc()
-    rt.metrics.request_duration.labels(route, result).observe(time.perf_counter() - started)
+    m = rt.metrics
+    m.child(m.requests, route, result, layer).inc()
+    m.child(m.request_duration, route, result).observe(time.perf_counter() - started)
 
 
 def _tail(request: web.Request, family: str) -> str:

@@ -18,10 +18,21 @@ from llmcache.policy import CachePolicySpec
 from .batching import EmbeddingBatcher
 from .l1 import L1
 from .l2 import L2
-from .layers import Entry, Layer, Selector
+from .layers import CacheRequest, Entry, Layer, Selector
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+SEEN_MIN = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What the pipeline decided for a request body it has seen before."""
+
+    key: str
+    stream: bool
+    body: dict[str, Any] | None  # kept for streams only: the SSE replay depends on it
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ class Runtime:
         self.layers: list[Layer] = []
         self.extra_layers: list[Layer] = []  # semantic (built by llmcache.sidecar.semantic)
         self.inflight: dict[str, Any] = {}
+        self.seen: dict[bytes, Seen] = {}  # raw-bytes identity → cache key, for L1 hits
         self.batcher = EmbeddingBatcher(metrics)
 
     @property
@@ -94,6 +106,7 @@ class Runtime:
     async def apply(self, spec: CachePolicySpec, generation: int = 0) -> None:
         """Make ``spec`` the policy in force; rebuild only what it changed."""
         old, self.policy, self.generation = self.policy, spec, generation
+        self.seen.clear()  # decisions depend on the policy
         self.metrics.policy_generation.set(generation)
         ex = spec.exact
         self.l1.resize(ex.l1_max_entries, ex.l1_max_bytes, ex.sliding_ttl)
@@ -165,6 +178,11 @@ class Runtime:
             local += await layer.invalidate(selector)
         self.metrics.invalidated.labels("flush").inc(max(removed, local))
         return max(removed, local)
+
+    def remember(self, seen_key: bytes, req: CacheRequest) -> None:
+        if len(self.seen) >= max(SEEN_MIN, 2 * self.l1.max_entries):
+            self.seen.clear()  # rebuilt by the next requests; cheaper than an LRU here
+        self.seen[seen_key] = Seen(req.key, req.stream, req.body if req.stream else None)
 
     async def promote(self, key: str, entry: Entry, ttl: int) -> None:
         if self.policy.exact.enabled:

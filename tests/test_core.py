@@ -9,6 +9,7 @@ from llmcache.sidecar import codec, keys
 from llmcache.sidecar.l1 import L1
 from llmcache.sidecar.layers import CacheRequest, Entry, Selector
 from llmcache.sidecar.metrics import Metrics
+from llmcache.sidecar.providers.base import Usage
 from pydantic import ValidationError
 
 from llmcache.policy import CachePolicySpec, Sharing, load_spec
@@ -61,9 +62,7 @@ def _req(key: str, ttl: int = 60) -> CacheRequest:
 
 
 def _entry(text: str, model: str = "m", tags: tuple[str, ...] = ()) -> Entry:
-    return Entry(
-        response={"t": text}, model=model, created=time.time(), tags=tags, body=text.encode()
-    )
+    return Entry(response={"t": text}, model=model, created=time.time(), tags=tags)
 
 
 async def test_l1_is_bounded_by_entries_and_bytes() -> None:
@@ -106,14 +105,19 @@ async def test_l1_invalidate_by_selector() -> None:
 
 
 def test_codec_round_trip_and_rejects_garbage() -> None:
-    entry = _entry("hello", tags=("t",))
-    back = codec.decode(codec.encode(entry))
-    assert (back.response, back.model, back.tags) == (entry.response, entry.model, entry.tags)
+    for text in ("hello", "long answer " * 500):  # stored plain, and compressed
+        entry = _entry(text, tags=("t",))
+        entry.usage = Usage(10, 20, 3, 4)
+        raw = codec.encode(entry)
+        back = codec.decode(raw)
+        assert (back.response, back.model, back.tags) == (entry.response, entry.model, entry.tags)
+        assert back.usage == entry.usage and back.encoded() == entry.encoded()
+    assert len(raw) < len(entry.encoded()) / 10
     for garbage in (
         b"",
         b"not an entry",
-        b"LLMC\x02" + codec.encode(entry)[5:],
-        codec.encode(entry)[:-3],
+        b"LLMC\x01" + raw[5:],  # another format version
+        raw[:-3],
     ):
         with pytest.raises(codec.CorruptValue):
             codec.decode(garbage)

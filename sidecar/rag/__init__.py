@@ -117,18 +117,18 @@ async def _handle(request: web.Request, rt: Runtime, session: ClientSession) -> 
             entry, score = found
             rt.stats.hits += 1
             rt.stats.layer_hits["rag"] = rt.stats.layer_hits.get("rag", 0) + 1
-            if entry.body is None:
-                entry.body = json.dumps(entry.response["body"], separators=(",", ":")).encode()
             headers = {"x-llmcache": "hit", "x-llmcache-layer": "rag",
                        "x-llmcache-similarity": f"{score:.4f}"}  # fmt: skip
             _observe(rt, "hit", "rag", started)
-            return web.Response(body=entry.body, content_type="application/json", headers=headers)
+            return web.Response(
+                body=entry.encoded(), content_type="application/json", headers=headers
+            )
 
     rt.stats.misses += 1
     resp, payload = await _call(request, session, url, raw)
     if payload is not None:
         ttl = _ttl(request.headers.get("x-llmcache-ttl"), policy.rag.ttl_seconds)
-        entry = Entry(response={"body": payload}, model=what.collection, created=time.time())
+        entry = Entry(body=payload, model=what.collection, created=time.time())
         cache.save(partition, exact, what.vector, entry, ttl)
         rt.metrics.stores.labels("rag").inc()
     _observe(rt, "miss", "none", started)
@@ -149,8 +149,8 @@ def _observe(rt: Runtime, result: str, layer: str, started: float) -> None:
 
 async def _call(
     request: web.Request, session: ClientSession, url: str, raw: bytes
-) -> tuple[web.Response, Any]:
-    """Forward; also return the parsed JSON body when it is a storable success."""
+) -> tuple[web.Response, bytes | None]:
+    """Forward; also return the body when it is a storable success (a JSON object)."""
     try:
         async with session.request(
             request.method, url, data=raw or None, headers=request_headers(request.headers)
@@ -159,13 +159,13 @@ async def _call(
             headers = {k: v for k, v in up.headers.items() if k.lower() not in _DROP}
             headers["x-llmcache"] = "miss"
             resp = web.Response(status=up.status, body=payload, headers=headers)
-            doc: Any = None
+            storable = None
             if up.status == 200:
                 try:
-                    doc = json.loads(payload)
+                    storable = payload if isinstance(json.loads(payload), dict) else None
                 except ValueError:
-                    doc = None
-            return resp, doc
+                    storable = None
+            return resp, storable
     except (ClientError, OSError, TimeoutError) as exc:
         return _json(502, f"vector store unreachable: {exc}"), None
 

@@ -1,0 +1,45 @@
+"""``llmcache bench <name>``: latency, workload, and (when installed) semantic precision."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from types import ModuleType
+
+from . import latency
+from .workload import cli as workload
+
+
+def _semantic() -> ModuleType | None:
+    """The semantic-precision benchmark lives in its own package; it may not exist yet."""
+    try:
+        return importlib.import_module("llmcache.bench.semantic")
+    except ImportError:
+        return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="NAME", required=True)
+    latency.add_arguments(
+        sub.add_parser("latency", help="hit/miss latency and throughput vs. this machine's floors")
+    )
+    workload.add_arguments(
+        sub.add_parser("workload", help="replay a multi-agent trace: no cache vs. cache modes")
+    )
+    semantic = _semantic()
+    if semantic is not None and hasattr(semantic, "add_arguments"):
+        semantic.add_arguments(sub.add_parser("semantic", help="semantic-layer precision"))
+    else:
+        sub.add_parser("semantic", help="semantic-layer precision (not installed)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bench == "latency":
+        return latency.run(args)
+    if args.bench == "workload":
+        return workload.run(args)
+    semantic = _semantic()
+    if semantic is None or not hasattr(semantic, "run"):
+        print("llmcache bench semantic: llmcache.bench.semantic is not available yet")
+        return 2
+    return int(semantic.run(args) or 0)

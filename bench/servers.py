@@ -1,0 +1,111 @@
+"""The floors the sidecar is measured against, each a tiny aiohttp process.
+
+``bare``: reads the request and returns a fixed body (what aiohttp itself costs).
+``dict``: the same plus a SHA-256 of the body and a dict lookup (the cheapest possible cache).
+``proxy``: a minimal pass-through proxy to an upstream (the floor of the miss path).
+
+Run: ``python -m llmcache.bench.servers bare --listen 127.0.0.1:0 --body-file F``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import signal
+from pathlib import Path
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+FORWARDED = ("content-type", "x-api-key", "anthropic-version", "authorization")
+
+
+def bare_app(body: bytes) -> web.Application:
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def dict_app(body: bytes) -> web.Application:
+    table: dict[str, bytes] = {}
+
+    async def handle(request: web.Request) -> web.Response:
+        key = hashlib.sha256(await request.read()).hexdigest()
+        found = table.get(key)
+        if found is None:
+            found = table[key] = body
+        return web.Response(body=found, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def proxy_app(upstream: str) -> web.Application:
+    session_key = web.AppKey("session", ClientSession)
+    base = upstream.rstrip("/")
+
+    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+        connector = TCPConnector(limit=0, keepalive_timeout=60)
+        async with ClientSession(connector=connector, timeout=ClientTimeout(total=300)) as s:
+            app[session_key] = s
+            yield
+
+    async def handle(request: web.Request) -> web.Response:
+        data = await request.read()
+        headers = {k: v for k in FORWARDED if (v := request.headers.get(k)) is not None}
+        tail = request.match_info["tail"]
+        async with request.app[session_key].request(
+            request.method, f"{base}/{tail}", data=data, headers=headers
+        ) as up:
+            payload = await up.read()
+            return web.Response(
+                status=up.status, body=payload, headers={"content-type": up.content_type}
+            )
+
+    app = web.Application()
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def serve(app: web.Application, listen: str) -> None:
+    host, _, port = listen.rpartition(":")
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host or "127.0.0.1", int(port), backlog=1024)
+    await site.start()
+    print(f"listening on http://{host}:{runner.addresses[0][1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["bare", "dict", "proxy"])
+    parser.add_argument("--listen", default="127.0.0.1:0")
+    parser.add_argument("--body-file", help="the fixed response body (bare, dict)")
+    parser.add_argument("--upstream", help="base URL to forward to (proxy)")
+    args = parser.parse_args()
+    body = Path(args.body_file).read_bytes() if args.body_file else b'{"ok":true}'
+    if args.kind == "proxy":
+        if not args.upstream:
+            parser.error("proxy needs --upstream")
+        app = proxy_app(args.upstream)
+    else:
+        app = bare_app(body) if args.kind == "bare" else dict_app(body)
+    asyncio.run(serve(app, args.listen))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""Replay one trace several ways against real processes and judge every answer.
+
+Modes: ``direct`` (to the simulated upstream, no cache), ``exact`` (sidecar, L1 + Redis L2,
+no coalescing), ``all`` (exact + semantic + coalescing of identical in-flight requests),
+``batch`` (``all`` with ``batching.mode: batch``). Each mode gets a fresh sidecar and an
+empty Redis; the upstream's counters are reset between modes.
+
+Every answer is compared with the oracle: the same exact request sent to the same
+deterministic simulator with zero latency before the replays. An exact-layer answer must
+equal it; a semantic answer must equal the oracle answer of a wording of the same task
+(same agent role, same paraphrase group), else it is a wrong answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiohttp
+
+from llmcache.prices import cost_usd, price_for
+
+from ..procs import Proc, RedisProc, llmcache
+from .answers import Answer, parse
+from .trace import ROUTES, Req, Trace
+
+API_KEY_ANTHROPIC = "sk-ant-bench-workload-0000"
+API_KEY_OPENAI = "sk-bench-workload-0000"
+ZERO_LATENCY = {"x-sim-ttft-ms": "0", "x-sim-ms-per-token": "0"}
+
+
+def headers_for(route: str) -> dict[str, str]:
+    if route.startswith("anthropic"):
+        return {
+            "content-type": "application/json",
+            "x-api-key": API_KEY_ANTHROPIC,
+            "anthropic-version": "2023-06-01",
+        }
+    return {"content-type": "application/json", "authorization": f"Bearer {API_KEY_OPENAI}"}
+
+
+@dataclass
+class Mode:
+    name: str
+    title: str
+    policy: dict[str, Any] | None  # None: straight to the upstream
+    available: bool = True
+    reason: str = ""
+
+
+@dataclass
+class Outcome:
+    agent: str
+    step: int
+    route: str
+    category: str
+    stream: bool
+    latency_s: float
+    status: int
+    cache: str  # miss | hit | bypass | none (direct)
+    layer: str  # l1 | l2 | semantic | coalesced | rag | ""
+    verdict: str  # correct | equivalent | wrong | error
+    cost_usd: float
+    tokens: int
+    detail: str = ""
+
+
+@dataclass
+class ModeResult:
+    mode: Mode
+    outcomes: list[Outcome] = field(default_factory=list)
+    wall_s: float = 0.0
+    upstream_calls: int = 0
+    sidecar_stats: dict[str, Any] = field(default_factory=dict)
+    semantic_metrics: dict[str, float] = field(default_factory=dict)
+
+
+# -- oracle --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Oracle:
+    answers: dict[str, Answer] = field(default_factory=dict)  # Req.key() -> answer
+    by_group: dict[tuple[str, str, int], set[str]] = field(default_factory=dict)
+
+    def cost(self, req: Req) -> tuple[float, int]:
+        a = self.answers[req.key()]
+        usd = cost_usd(
+            price_for(req.model),
+            a.input_tokens,
+            a.output_tokens,
+            a.cache_read_tokens,
+            a.cache_write_tokens,
+        )
+        return usd, a.input_tokens + a.output_tokens + a.cache_read_tokens + a.cache_write_tokens
+
+    def judge(self, req: Req, got: Answer) -> str:
+        if got.same_as(self.answers[req.key()]):
+            return "correct"
+        if req.group >= 0 and got.content in self.by_group.get(
+            (req.route, req.role, req.group), set()
+        ):
+            return "equivalent"
+        return "wrong"
+
+
+async def build_oracle(trace: Trace, upstream: str, concurrency: int = 16) -> Oracle:
+    oracle = Oracle()
+    unique: dict[str, Req] = {}
+    for req in trace.all_requests():
+        unique.setdefault(req.key(), req)
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+
+        async def ask(key: str, req: Req) -> None:
+            async with (
+                sem,
+                session.post(
+                    upstream + ROUTES[req.route][1],
+                    json=req.body,
+                    headers={**headers_for(req.route), **ZERO_LATENCY},
+                ) as resp,
+            ):
+                payload = await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"oracle call failed {resp.status}: {payload[:300]!r}")
+                oracle.answers[key] = parse(req.route, resp.content_type, payload)
+
+        await asyncio.gather(*(ask(k, r) for k, r in unique.items()))
+    for key, req in unique.items():
+        if req.group >= 0:
+            oracle.by_group.setdefault((req.route, req.role, req.group), set()).add(
+                oracle.answers[key].content
+            )
+    return oracle
+
+
+# -- replay --------------------------------------------------------------------------------------
+
+
+async def replay(
+    trace: Trace, base: str, direct: bool, oracle: Oracle
+) -> tuple[list[Outcome], float]:
+    outcomes: list[Outcome] = []
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one(agent: str, step: int, req: Req) -> None:
+            path = ROUTES[req.route][1 if direct else 0]
+            usd, tokens = oracle.cost(req)
+            t0 = time.perf_counter()
+            status, cache, layer, verdict, detail = 0, "none", "", "error", ""
+            try:
+                async with session.post(
+                    base + path, data=json.dumps(req.body), headers=headers_for(req.route)
+                ) as resp:
+                    payload = await resp.read()
+                    status = resp.status
+                    cache = resp.headers.get("x-llmcache", "none")
+                    layer = resp.headers.get("x-llmcache-layer", "")
+                    ctype = resp.content_type
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                detail = f"{type(exc).__name__}: {exc}"
+            latency = time.perf_counter() - t0
+            if status == 200:
+                try:
+                    verdict = oracle.judge(req, parse(req.route, ctype, payload))
+                except (ValueError, KeyError, TypeError) as exc:
+                    verdict, detail = "wrong", f"unparsable answer: {exc}"
+            elif status:
+                detail = payload[:200].decode(errors="replace")
+            outcomes.append(
+                Outcome(agent, step, req.route, req.category, req.stream, latency, status,
+                        cache, layer, verdict, usd, tokens, detail)
+            )  # fmt: skip
+
+        async def agent(name: str) -> None:
+            for i, step in enumerate(trace.agents[name]):
+                await asyncio.gather(*(one(name, i, r) for r in step.requests))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(agent(name) for name in trace.agents))
+        wall = time.perf_counter() - started
+    return outcomes, wall
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+
+def _post(url: str) -> None:
+    import urllib.request
+
+    req = urllib.request.Request(url, data=b"{}", method="POST")
+    with urllib.request.urlopen(req, timeout=10):
+        pass
+
+
+def _semantic_metrics(base: str) -> dict[str, float]:
+    """The sidecar's semantic counters (rejections by guard, similarity histogram, ...),
+    so a mode without semantic hits says why."""
+    import urllib.request
+
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(("llmcache_semantic", "llmcache_embedder")) and " " in line:
+            name, _, value = line.rpartition(" ")
+            if "_created" not in name and "_bucket" not in name:
+                out[name] = float(value)
+    return out
+
+
+def _wait_ready(base: str, timeout: float = 120.0) -> None:
+    """A layer may load a model at start; the replay's clock starts once it is ready."""
+    import urllib.error
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _get_json(base + "/readyz")
+            return
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def semantic_available() -> tuple[bool, str]:
+    if importlib.util.find_spec("llmcache.sidecar.semantic") is None:
+        return False, "the sidecar has no semantic layer (llmcache.sidecar.semantic) yet"
+    return True, ""
+
+
+def default_modes(semantic_policy: dict[str, Any] | None) -> list[Mode]:
+    ok, reason = semantic_available()
+    semantic = {"semantic": semantic_policy or {"enabled": True}} if ok else {}
+    label = "exact+semantic+coalesce" if ok else "exact+coalesce (semantic unavailable)"
+    return [
+        Mode("direct", "no cache (direct)", None),
+        Mode("exact", "exact L1+L2", {"batching": {"mode": "off"}}),
+        Mode("all", label, {**semantic, "batching": {"mode": "coalesce"}}, reason=reason),
+        Mode("batch", label.replace("coalesce", "batch"),
+             {**semantic, "batching": {"mode": "batch"}}, reason=reason),
+    ]  # fmt: skip
+
+
+async def run_modes(
+    trace: Trace,
+    modes: list[Mode],
+    sim_args: list[str],
+    log: Any = print,
+) -> tuple[list[ModeResult], Oracle]:
+    results: list[ModeResult] = []
+    redis = RedisProc()
+    upstream = llmcache("upstream-sim", "--listen", "127.0.0.1:0", *sim_args)
+    try:
+        log(f"  oracle: {len({r.key() for r in trace.all_requests()})} distinct requests ...")
+        oracle = await build_oracle(trace, upstream.url)
+        for mode in modes:
+            if not mode.available:
+                results.append(ModeResult(mode))
+                continue
+            _post(upstream.url + "/_sim/reset")
+            redis.command("FLUSHALL")
+            sidecar: Proc | None = None
+            base = upstream.url
+            if mode.policy is not None:
+                with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                    json.dump(mode.policy, f)
+                sidecar = llmcache(
+                    "sidecar", "--listen", "127.0.0.1:0", "--anthropic-upstream", upstream.url,
+                    "--openai-upstream", upstream.url, "--redis-url", redis.url,
+                    "--policy", f.name, "--log-level", "warning",
+                )  # fmt: skip
+                base = sidecar.url
+                _wait_ready(base)
+            log(f"  replaying: {mode.title} ...")
+            try:
+                outcomes, wall = await replay(trace, base, mode.policy is None, oracle)
+                result = ModeResult(mode, outcomes, wall)
+                result.upstream_calls = int(_get_json(upstream.url + "/_sim/stats")["total"])
+                if sidecar is not None:
+                    result.sidecar_stats = _get_json(sidecar.url + "/stats")
+                    result.semantic_metrics = _semantic_metrics(sidecar.url)
+            finally:
+                if sidecar is not None:
+                    sidecar.stop()
+            results.append(result)
+            log(f"    {len(outcomes)} requests in {wall:.1f} s, "
+                f"{result.upstream_calls} upstream calls")  # fmt: skip
+    finally:
+        upstream.stop()
+        redis.stop()
+    return results, oracle
+
+
+# -- summary -------------------------------------------------------------------------------------
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summarise(result: ModeResult, baseline: ModeResult | None) -> dict[str, Any]:
+    o = result.outcomes
+    if not result.mode.available:
+        return {"mode": result.mode.name, "title": result.mode.title, "available": False,
+                "reason": result.mode.reason}  # fmt: skip
+    n = len(o)
+    hits = [x for x in o if x.cache == "hit"]
+    layers = Counter(x.layer for x in hits)
+    from_upstream = [x for x in o if x.cache != "hit" and x.status == 200]
+    spent = sum(x.cost_usd for x in from_upstream)
+    saved = sum(x.cost_usd for x in hits if x.status == 200)
+    lat = [x.latency_s * 1000 for x in o]
+    verdicts = Counter(x.verdict for x in o)
+    wrong = [asdict(x) for x in o if x.verdict == "wrong"][:10]
+    out: dict[str, Any] = {
+        "mode": result.mode.name,
+        "title": result.mode.title,
+        "available": True,
+        "note": result.mode.reason,
+        "requests": n,
+        "upstream_calls": result.upstream_calls,
+        "hits": len(hits),
+        "hit_rate": len(hits) / n if n else 0.0,
+        "layer_hit_rate": {k: v / n for k, v in sorted(layers.items())},
+        "tokens_spent": sum(x.tokens for x in from_upstream),
+        "tokens_saved": sum(x.tokens for x in hits),
+        "usd_spent": spent,
+        "usd_saved": saved,
+        "wall_s": result.wall_s,
+        "p50_ms": _pct(lat, 0.50),
+        "p95_ms": _pct(lat, 0.95),
+        "p99_ms": _pct(lat, 0.99),
+        "errors": sum(1 for x in o if x.status != 200),
+        "wrong_answers": verdicts.get("wrong", 0),
+        "semantic_equivalent_answers": verdicts.get("equivalent", 0),
+        "correct_answers": verdicts.get("correct", 0),
+        "wrong_examples": wrong,
+        "hit_rate_by_category": {
+            cat: sum(1 for x in o if x.category == cat and x.cache == "hit")
+            / max(1, sum(1 for x in o if x.category == cat))
+            for cat in sorted({x.category for x in o})
+        },
+        "sidecar_stats": result.sidecar_stats,
+        "semantic_metrics": result.semantic_metrics,
+        "latencies_ms": sorted(lat),
+    }
+    if baseline is not None and baseline.mode.available and baseline.outcomes:
+        base_spent = sum(x.cost_usd for x in baseline.outcomes if x.status == 200)
+        out["cost_change"] = spent / base_spent - 1 if base_spent else 0.0
+        out["wall_change"] = result.wall_s / baseline.wall_s - 1 if baseline.wall_s else 0.0
+    return out

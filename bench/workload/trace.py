@@ -1,0 +1,205 @@
+"""A seeded, reproducible multi-agent trace of LLM traffic.
+
+Agents (two per role, plus a retrieval agent issuing embeddings) each walk a sequence of
+steps. A step asks about one task chosen with a Zipf-like popularity over the paraphrase
+groups (mostly its canonical wording, sometimes a paraphrase), or a fresh prompt that never
+repeats. Some steps are bursts: the same request sent several times at once (fan-out).
+Every request is streaming or not, Anthropic or OpenAI, as its agent's role says.
+
+The composition (first asks, exact repeats, paraphrases of earlier asks, fresh prompts,
+burst duplicates) is counted in trace order (agents interleaved step by step), which is how
+a cache would see it if every agent ran at the same pace.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .prompts import (
+    FRESH_ERRORS,
+    FRESH_MODULES,
+    FRESH_NAMES,
+    FRESH_OBJECTS,
+    FRESH_VERBS,
+    GROUPS,
+    ROLES,
+)
+
+ROUTES = {
+    # route -> (sidecar path, upstream path)
+    "anthropic.messages": ("/anthropic/v1/messages", "/v1/messages"),
+    "openai.chat": ("/openai/v1/chat/completions", "/v1/chat/completions"),
+    "openai.embeddings": ("/openai/v1/embeddings", "/v1/embeddings"),
+}
+EMBED_MODEL = "text-embedding-3-small"
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    seed: int = 7
+    agents_per_role: int = 4
+    retrieval_agents: int = 1
+    steps_per_agent: int = 60
+    zipf_s: float = 1.2
+    fresh_share: float = 0.10
+    paraphrase_share: float = 0.25
+    burst_share: float = 0.04
+    burst_size: tuple[int, int] = (4, 8)
+    stream_share: float = 0.4
+
+
+@dataclass
+class Req:
+    route: str
+    body: dict[str, Any]
+    role: str
+    group: int  # -1 for fresh prompts
+    variant: int  # 0 canonical, >0 paraphrase, -1 fresh
+    category: str = ""  # first | repeat | paraphrase | fresh | burst-dup
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    @property
+    def model(self) -> str:
+        return str(self.body["model"])
+
+    def key(self) -> str:
+        """The request's identity for the oracle: its exact body."""
+        return self.route + " " + json.dumps(self.body, sort_keys=True)
+
+
+@dataclass
+class Step:
+    requests: list[Req]  # more than one: a burst of identical concurrent requests
+
+
+@dataclass
+class Trace:
+    config: TraceConfig
+    agents: dict[str, list[Step]] = field(default_factory=dict)
+
+    def all_requests(self) -> list[Req]:
+        return [r for steps in self.agents.values() for s in steps for r in s.requests]
+
+    def composition(self) -> dict[str, Any]:
+        counts = Counter(r.category for r in self.all_requests())
+        total = sum(counts.values())
+        routes = Counter(r.route for r in self.all_requests())
+        return {
+            "requests": total,
+            "categories": dict(counts),
+            "shares": {k: v / total for k, v in counts.items()} if total else {},
+            "streaming_share": sum(r.stream for r in self.all_requests()) / max(1, total),
+            "routes": dict(routes),
+            "agents": len(self.agents),
+            "paraphrase_groups": len(GROUPS),
+        }
+
+
+def _zipf_weights(n: int, s: float) -> list[float]:
+    return [1.0 / (rank**s) for rank in range(1, n + 1)]
+
+
+def _chat_body(role: str, text: str, stream: bool) -> tuple[str, dict[str, Any]]:
+    system, route, model = ROLES[role]
+    if route == "anthropic.messages":
+        body: dict[str, Any] = {
+            "model": model,
+            "max_tokens": 2048,
+            "system": system,
+            "messages": [{"role": "user", "content": text}],
+            "temperature": 0,
+        }
+    else:
+        body = {
+            "model": model,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": text}],
+            "temperature": 0,
+            "max_tokens": 2048,
+        }
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+    if stream:
+        body["stream"] = True
+    return route, body
+
+
+def _fresh_text(rng: random.Random, n: int) -> str:
+    obj = rng.choice(FRESH_OBJECTS).format(
+        name=rng.choice(FRESH_NAMES), module=rng.choice(FRESH_MODULES),
+        error=rng.choice(FRESH_ERRORS), n=n,
+    )  # fmt: skip
+    return f"{rng.choice(FRESH_VERBS)} {obj}."
+
+
+def generate(config: TraceConfig) -> Trace:
+    rng = random.Random(config.seed)
+    # A fixed random permutation decides which groups are popular (not the list order).
+    order = list(range(len(GROUPS)))
+    rng.shuffle(order)
+    weights = _zipf_weights(len(GROUPS), config.zipf_s)
+    trace = Trace(config)
+    fresh_counter = 0
+    agent_roles = [
+        (f"{role}-{i}", role) for role in ROLES for i in range(1, config.agents_per_role + 1)
+    ] + [(f"retrieval-{i}", "retrieval") for i in range(1, config.retrieval_agents + 1)]
+    for name, role in agent_roles:
+        arng = random.Random(f"{config.seed}:{name}")
+        steps: list[Step] = []
+        for _ in range(config.steps_per_agent):
+            group = order[arng.choices(range(len(GROUPS)), weights)[0]]
+            variants = GROUPS[group]
+            variant = 0
+            if arng.random() < config.paraphrase_share:
+                variant = arng.randrange(1, len(variants))
+            text = variants[variant]
+            if role == "retrieval":
+                body: dict[str, Any] = {"model": EMBED_MODEL, "input": text}
+                steps.append(Step([Req("openai.embeddings", body, role, group, variant)]))
+                continue
+            if arng.random() < config.fresh_share:
+                fresh_counter += 1
+                text, group, variant = _fresh_text(arng, fresh_counter), -1, -1
+            stream = arng.random() < config.stream_share
+            route, body = _chat_body(role, text, stream)
+            burst = 1
+            if group >= 0 and arng.random() < config.burst_share:
+                burst = arng.randint(*config.burst_size)
+            steps.append(Step([Req(route, dict(body), role, group, variant) for _ in range(burst)]))
+        trace.agents[name] = steps
+    _label(trace)
+    return trace
+
+
+def _label(trace: Trace) -> None:
+    """Categorise each request in interleaved trace order."""
+    seen_bodies: set[str] = set()
+    seen_groups: set[tuple[str, str, int]] = set()  # (route, role, group)
+    longest = max((len(s) for s in trace.agents.values()), default=0)
+    for i in range(longest):
+        for steps in trace.agents.values():
+            if i >= len(steps):
+                continue
+            for j, req in enumerate(steps[i].requests):
+                # the stream flag does not change the answer: it is not part of the identity
+                ident = json.dumps({**req.body, "stream": None, "stream_options": None},
+                                   sort_keys=True)  # fmt: skip
+                if j > 0:
+                    req.category = "burst-dup"
+                elif req.group < 0:
+                    req.category = "fresh"
+                elif ident in seen_bodies:
+                    req.category = "repeat"
+                elif (req.route, req.role, req.group) in seen_groups:
+                    req.category = "paraphrase"
+                else:
+                    req.category = "first"
+                seen_bodies.add(ident)
+                if req.group >= 0:
+                    seen_groups.add((req.route, req.role, req.group))

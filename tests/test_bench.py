@@ -1,0 +1,87 @@
+"""Smoke tests: each benchmark runs end to end at a tiny size and writes valid results.
+
+No timing assertions: speed targets are judged by the benchmarks themselves, on a quiet
+machine. What is asserted here is what a user of the results relies on: every case and
+mode is present, the sidecar cases really hit the layer they claim to measure, and no
+cached answer differs from what the upstream gives for the same request.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from llmcache.bench.workload.prompts import GROUPS
+from llmcache.bench.workload.trace import TraceConfig, generate
+
+
+def _bench(*args: str, timeout: float = 240) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "llmcache", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+def test_trace_is_reproducible_and_mixed() -> None:
+    config = TraceConfig(seed=3, steps_per_agent=30)
+    a, b = generate(config), generate(config)
+    assert [r.key() for r in a.all_requests()] == [r.key() for r in b.all_requests()]
+    assert len(GROUPS) >= 60 and all(len(g) >= 2 for g in GROUPS)
+    comp = a.composition()
+    for category in ("first", "repeat", "paraphrase", "fresh"):
+        assert comp["categories"].get(category, 0) > 0, comp
+    assert 0 < comp["streaming_share"] < 1
+    assert {"anthropic.messages", "openai.chat"} <= set(comp["routes"])
+    other = generate(TraceConfig(seed=4, steps_per_agent=30))
+    assert [r.key() for r in other.all_requests()] != [r.key() for r in a.all_requests()]
+
+
+@pytest.mark.timeout(240)
+def test_latency_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "latency.json"
+    stdout = _bench("latency", "--seconds", "0.3", "--rounds", "1", "--loadgen", "python",
+                    "--profile", "never", "--out", str(out))  # fmt: skip
+    doc = json.loads(out.read_text())
+    rows = {r["name"]: r for r in doc["rows"]}
+    for name in (
+        "bare aiohttp",
+        "minimal aiohttp proxy -> sim",
+        "sidecar miss",
+        "sidecar L1 hit",
+        "sidecar L2 hit",
+        "redis GET: redis-py, 1 connection",
+    ):
+        assert name in rows, sorted(rows)
+        assert rows[name]["c1"]["requests"] > 0 and rows[name]["c32"]["rps"] > 0
+    # the hit cases measured what they claim: every request a hit of that layer
+    l1, l2 = rows["sidecar L1 hit"]["check"], rows["sidecar L2 hit"]["check"]
+    miss = rows["sidecar miss"]["check"]
+    assert l1["requests"] > 0 and l1["l1"] == l1["requests"]
+    assert l2["requests"] > 0 and l2["l2"] == l2["requests"]
+    assert miss["requests"] > 0 and miss["misses"] == miss["requests"]
+    assert set(doc["verdicts"]) == {"sidecar L1 hit", "sidecar L2 hit", "sidecar miss"}
+    assert "sidecar L1 hit" in stdout
+
+
+@pytest.mark.timeout(240)
+def test_workload_bench_smoke(tmp_path: Path) -> None:
+    _bench("workload", "--steps-per-agent", "6", "--ttft-ms", "1", "--ms-per-token", "0",
+           "--modes", "direct,exact,all", "--out-dir", str(tmp_path))  # fmt: skip
+    doc = json.loads((tmp_path / "workload.json").read_text())
+    assert (tmp_path / "workload.png").read_bytes()[:4] == b"\x89PNG"
+    modes = {m["mode"]: m for m in doc["modes"]}
+    assert set(modes) == {"direct", "exact", "all"}
+    direct, exact = modes["direct"], modes["exact"]
+    assert direct["requests"] == exact["requests"] == doc["composition"]["requests"]
+    assert direct["upstream_calls"] == direct["requests"]
+    assert exact["upstream_calls"] == exact["requests"] - exact["hits"]
+    for m in modes.values():
+        assert m["errors"] == 0, m
+        assert m["wrong_answers"] == 0, m["wrong_examples"]
