@@ -62,10 +62,10 @@ async def handle(
         # without parsing (SDKs send byte-identical bodies for identical calls).
         seen_key = _seen_key(request, policy, provider, partition, raw)
         if seen_key is not None and (seen := rt.seen.get(seen_key)) is not None:
-            entry = rt.l1.lookup(seen.key)
-            if entry is not None:
-                hit = Hit(entry, "l1")
-                resp = await respond_hit(request, rt, provider, seen.stream, seen.body, hit)
+            cached = rt.l1.lookup(seen.key)
+            if cached is not None:
+                fast = Hit(cached, "l1")
+                resp = await respond_hit(request, rt, provider, seen.stream, seen.body, fast)
                 _observe(rt, provider.name, "hit", "l1", started)
                 return resp
         body = parse_json(raw)
@@ -87,14 +87,14 @@ async def handle(
     if req.lookup:
         for layer in rt.layers:
             t0 = time.perf_counter()
-            hit = await layer.get(req)
+            found = await layer.get(req)
             elapsed = time.perf_counter() - t0
             rt.metrics.child(rt.metrics.lookup_duration, layer.name).observe(elapsed)
-            if hit is not None:
-                if hit.layer != "l1":
-                    await rt.promote(req.key, hit.entry, req.ttl)
-                resp = await respond_hit(request, rt, provider, req.stream, req.body, hit)
-                _observe(rt, provider.name, "hit", hit.layer, started)
+            if found is not None:
+                if found.layer != "l1":
+                    await rt.promote(req.key, found.entry, req.ttl)
+                resp = await respond_hit(request, rt, provider, req.stream, req.body, found)
+                _observe(rt, provider.name, "hit", found.layer, started)
                 return resp
 
     rt.stats.misses += 1
@@ -105,8 +105,8 @@ async def handle(
         if joined is not None:
             rt.metrics.child(rt.metrics.coalesced, provider.name).inc()
             rt.stats.misses -= 1
-            hit = Hit(joined, "coalesced")
-            resp = await respond_hit(request, rt, provider, req.stream, req.body, hit)
+            shared = Hit(joined, "coalesced")
+            resp = await respond_hit(request, rt, provider, req.stream, req.body, shared)
             _observe(rt, provider.name, "hit", "coalesced", started)
             return resp
         leader = False  # the leader's answer was not storable: make our own call
@@ -306,6 +306,7 @@ async def call_upstream(
         inputs = EmbeddingBatcher.inputs(req.body, batching.max_size)
     t0 = time.perf_counter()
     resp: web.StreamResponse
+    payload: bytes | None
     try:
         if inputs is not None:
             reply = await rt.batcher.call(
