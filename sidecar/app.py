@@ -105,7 +105,9 @@ async def _flush(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[RUNTIME].metrics.registry)
+    metrics = request.app[RUNTIME].metrics
+    metrics.fold()
+    body = generate_latest(metrics.registry)
     return web.Response(body=body, headers={"content-type": CONTENT_TYPE_LATEST})
 
 

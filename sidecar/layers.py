@@ -37,7 +37,7 @@ class Entry:
     replay, the semantic layer): a plain hit sends the bytes it was stored with.
     """
 
-    __slots__ = ("_body", "_response", "created", "model", "tags", "usage")
+    __slots__ = ("_body", "_response", "created", "model", "priced", "tags", "usage")
 
     def __init__(
         self,
@@ -52,6 +52,7 @@ class Entry:
             raise ValueError("an entry needs a response or its body")
         self._response, self._body = response, body
         self.model, self.created, self.tags, self.usage = model, created, tags, usage
+        self.priced: tuple[object, float] | None = None  # (price table, USD a hit saves)
 
     @property
     def response(self) -> Json:

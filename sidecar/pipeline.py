@@ -163,8 +163,11 @@ def _seen_key(
 ) -> bytes | None:
     """Identity of the raw request, when nothing but its bytes decides how it is cached."""
     headers = request.headers
-    if not policy.exact.enabled or any(h in headers for h in PER_REQUEST_HEADERS):
+    if not policy.exact.enabled:
         return None
+    for name in PER_REQUEST_HEADERS:
+        if name in headers:
+            return None
     h = hashlib.sha256(provider.name.encode())
     h.update(partition.encode())
     h.update(raw)
@@ -261,17 +264,16 @@ async def respond_hit(
     rt.stats.hits += 1
     if layer in rt.stats.layer_hits:
         rt.stats.layer_hits[layer] += 1
-    if entry.usage is None:
-        entry.usage = _usage(provider, entry.response)
-    _account(rt, provider.name, entry.model, entry.usage, saved=True)
+    _account_hit(rt, provider, entry)
     headers = {"x-llmcache": "hit", "x-llmcache-layer": layer}
     if hit.score is not None:
         headers["x-llmcache-similarity"] = f"{hit.score:.4f}"
-    bytes_sent = rt.metrics.child(rt.metrics.response_bytes, provider.name, "hit")
+    bytes_sent = (rt.metrics.response_bytes, (provider.name, "hit"))
     if not stream:
         payload = entry.encoded()
-        bytes_sent.inc(len(payload))
-        return web.Response(body=payload, content_type="application/json", headers=headers)
+        rt.metrics.add(*bytes_sent, len(payload))
+        headers["content-type"] = "application/json"
+        return web.Response(body=payload, headers=headers)
     resp = web.StreamResponse(headers={**dict(SSE_HEADERS), **headers})
     await resp.prepare(request)
     sent = 0
@@ -279,7 +281,7 @@ async def respond_hit(
         await resp.write(chunk)
         sent += len(chunk)
     await resp.write_eof()
-    bytes_sent.inc(sent)
+    rt.metrics.add(*bytes_sent, sent)
     return resp
 
 
@@ -330,7 +332,7 @@ async def call_upstream(
     if response is None:
         return resp, None
     usage = _usage(provider, response)
-    _account(rt, provider.name, req.model, usage, saved=False)
+    _account_spent(rt, provider.name, req.model, usage)
     reason = provider.unstorable_reason(response)
     if reason is not None:
         rt.metrics.child(rt.metrics.bypasses, provider.name, f"unstorable_{reason}").inc()
@@ -438,7 +440,7 @@ async def forward(
         response = _json_object(bytes(payload))
         if response is not None:
             model = provider.model(body or {})
-            _account(rt, provider.name, model, _usage(provider, response), saved=False)
+            _account_spent(rt, provider.name, model, _usage(provider, response))
     return resp
 
 
@@ -452,18 +454,34 @@ def _usage(provider: Provider, response: Json) -> Usage:
         return Usage()
 
 
-def _account(rt: Runtime, route: str, model: str, usage: Usage, saved: bool) -> None:
-    """Tokens and list-price USD of an answer, spent (miss) or saved (hit).
+def _account_hit(rt: Runtime, provider: Provider, entry: Entry) -> None:
+    """What a hit saved; priced once per entry and price table, counted in plain sums."""
+    if entry.usage is None:
+        entry.usage = _usage(provider, entry.response)
+    u = entry.usage
+    if u.cache_write:  # a repeated call would have read the provider's warm prompt cache
+        u = Usage(u.input, u.output, u.cache_read + u.cache_write, 0)
+    prices = rt.policy.prices
+    if entry.priced is None or entry.priced[0] is not prices:
+        price = price_for(entry.model, prices)
+        entry.priced = (prices, cost_usd(price, u.input, u.output, u.cache_read, u.cache_write))
+    usd = entry.priced[1]
+    _count_tokens(rt, rt.metrics.tokens_saved, provider.name, entry.model, u)
+    rt.metrics.add(rt.metrics.usd_saved, (provider.name, entry.model), usd)
+    rt.stats.saved_usd += usd
+    rt.stats.tokens_saved += u.input + u.output + u.cache_read + u.cache_write
 
-    A hit saves what repeating the call would have cost: the provider's prompt cache would
-    then have been warm, so tokens the original call wrote to it count as cache reads.
-    """
-    if saved and usage.cache_write:
-        usage = Usage(usage.input, usage.output, usage.cache_read + usage.cache_write, 0)
+
+def _account_spent(rt: Runtime, route: str, model: str, usage: Usage) -> None:
+    """Tokens and list-price USD an upstream call cost."""
     price = price_for(model, rt.policy.prices)
     usd = cost_usd(price, usage.input, usage.output, usage.cache_read, usage.cache_write)
-    m = rt.metrics
-    tokens, money = (m.tokens_saved, m.usd_saved) if saved else (m.tokens_spent, m.usd_spent)
+    _count_tokens(rt, rt.metrics.tokens_spent, route, model, usage)
+    rt.metrics.add(rt.metrics.usd_spent, (route, model), usd)
+    rt.stats.spent_usd += usd
+
+
+def _count_tokens(rt: Runtime, counter: Any, route: str, model: str, usage: Usage) -> None:
     for kind, n in (
         ("input", usage.input),
         ("output", usage.output),
@@ -471,18 +489,12 @@ def _account(rt: Runtime, route: str, model: str, usage: Usage, saved: bool) -> 
         ("cache_write", usage.cache_write),
     ):
         if n:
-            m.child(tokens, route, model, kind).inc(n)
-    m.child(money, route, model).inc(usd)
-    if saved:
-        rt.stats.saved_usd += usd
-        rt.stats.tokens_saved += usage.input + usage.output + usage.cache_read + usage.cache_write
-    else:
-        rt.stats.spent_usd += usd
+            rt.metrics.add(counter, (route, model, kind), n)
 
 
 def _observe(rt: Runtime, route: str, result: str, layer: str, started: float) -> None:
     m = rt.metrics
-    m.child(m.requests, route, result, layer).inc()
+    m.add(m.requests, (route, result, layer))
     m.child(m.request_duration, route, result).observe(time.perf_counter() - started)
 
 
