@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 BREAKER_FAULTS = 3  # consecutive faults that open the breaker
 BREAKER_MIN_PAUSE = 0.25
 BREAKER_MAX_PAUSE = 5.0
+INDEX_REFRESH = 3600.0
 
 FlushListener = Callable[[Selector], Awaitable[Any]]
 
@@ -60,6 +61,7 @@ class L2:
         )
         self._pending: list[tuple[str, asyncio.Future[bytes | None]]] = []
         self._writes: list[tuple[str, Entry, int]] = []
+        self._indexed: dict[str, float] = {}  # index set → when to refresh its TTL
         self._tasks: set[asyncio.Task[Any]] = set()
         self._faults = 0
         self._pause = BREAKER_MIN_PAUSE
@@ -130,16 +132,20 @@ class L2:
 
     async def _write(self, batch: list[tuple[str, Entry, int]]) -> None:
         pipe = self.client.pipeline(transaction=False)
+        now = time.monotonic()
         for digest, entry, ttl in batch:
             key = keyspace.entry_key(self.prefix, digest)
             pipe.set(key, codec.encode(entry), ex=ttl)
-            model_index = keyspace.model_key(self.prefix, entry.model)
-            pipe.sadd(model_index, key)
-            pipe.expire(model_index, keyspace.INDEX_TTL)  # outlives every entry it lists
-            for tag in entry.tags:
-                tag_index = keyspace.tag_key(self.prefix, tag)
-                pipe.sadd(tag_index, key)
-                pipe.expire(tag_index, keyspace.INDEX_TTL)
+            indexes = [keyspace.model_key(self.prefix, entry.model)]
+            indexes += [keyspace.tag_key(self.prefix, tag) for tag in entry.tags]
+            for index in indexes:
+                pipe.sadd(index, key)
+                # Index sets outlive every entry they list; refreshing that hourly is enough.
+                if self._indexed.get(index, 0.0) < now:
+                    if len(self._indexed) > 10_000:
+                        self._indexed.clear()
+                    self._indexed[index] = now + INDEX_REFRESH
+                    pipe.expire(index, keyspace.INDEX_TTL)
         try:
             async with asyncio.timeout(self.timeout * 4):
                 await pipe.execute()

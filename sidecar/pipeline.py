@@ -31,7 +31,7 @@ from .batching import EmbeddingBatcher
 from .layers import CacheRequest, Entry, Hit
 from .providers.base import Json, Provider, Usage
 from .providers.sse import SSEParser
-from .runtime import Runtime
+from .runtime import Runtime, Seen
 from .upstream import api_error, request_headers, response_headers
 
 log = logging.getLogger(__name__)
@@ -58,15 +58,14 @@ async def handle(
     try:
         raw = await read_body(request, policy.limits.max_body_bytes)
         partition = keys.partition(policy.sharing, request.headers, rt.settings.namespace or "")
-        # 0. The same bytes from the same tenant were answered before: straight to the L1,
-        # without parsing (SDKs send byte-identical bodies for identical calls).
+        # 0. The same bytes from the same tenant were seen before: straight to the exact
+        # layers, without parsing (SDKs send byte-identical bodies for identical calls).
         seen_key = _seen_key(request, policy, provider, partition, raw)
         if seen_key is not None and (seen := rt.seen.get(seen_key)) is not None:
-            cached = rt.l1.lookup(seen.key)
-            if cached is not None:
-                fast = Hit(cached, "l1")
+            fast = await _exact_hit(rt, provider, seen, partition)
+            if fast is not None:
                 resp = await respond_hit(request, rt, provider, seen.stream, seen.body, fast)
-                _observe(rt, provider.name, "hit", "l1", started)
+                _observe(rt, provider.name, "hit", fast.layer, started)
                 return resp
         body = parse_json(raw)
         req = prepare(request, rt, policy, provider, body, partition)
@@ -172,6 +171,24 @@ def _seen_key(
     h.update(partition.encode())
     h.update(raw)
     return h.digest()
+
+
+async def _exact_hit(rt: Runtime, provider: Provider, seen: Seen, partition: str) -> Hit | None:
+    """L1, then L2, for a request whose key is already known."""
+    entry = rt.l1.lookup(seen.key)
+    if entry is not None:
+        return Hit(entry, "l1")
+    if rt.l2 is None:
+        return None
+    req = CacheRequest(
+        provider.name, seen.body or {}, seen.model, seen.stream, partition, seen.key, seen.ttl
+    )
+    t0 = time.perf_counter()
+    found = await rt.l2.get(req)
+    rt.metrics.child(rt.metrics.lookup_duration, "l2").observe(time.perf_counter() - t0)
+    if found is not None:
+        await rt.promote(seen.key, found.entry, seen.ttl)
+    return found
 
 
 def prepare(

@@ -31,6 +31,8 @@ class Seen:
     """What the pipeline decided for a request body it has seen before."""
 
     key: str
+    model: str
+    ttl: int
     stream: bool
     body: dict[str, Any] | None  # kept for streams only: the SSE replay depends on it
 
@@ -182,7 +184,8 @@ class Runtime:
     def remember(self, seen_key: bytes, req: CacheRequest) -> None:
         if len(self.seen) >= max(SEEN_MIN, 2 * self.l1.max_entries):
             self.seen.clear()  # rebuilt by the next requests; cheaper than an LRU here
-        self.seen[seen_key] = Seen(req.key, req.stream, req.body if req.stream else None)
+        body = req.body if req.stream else None
+        self.seen[seen_key] = Seen(req.key, req.model, req.ttl, req.stream, body)
 
     async def promote(self, key: str, entry: Entry, ttl: int) -> None:
         if self.policy.exact.enabled:
