@@ -13,7 +13,7 @@ handed straight to a sidecar is held to the same rules as one applied with kubec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -122,7 +122,8 @@ class RagLayer(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "!self.enabled || size(self.upstreams) > 0",
+                    "!has(self.enabled) || !self.enabled || "
+                    "(has(self.upstreams) && size(self.upstreams) > 0)",
                     "rag.upstreams must list at least one vector store when rag.enabled",
                 ),
             ]
@@ -182,7 +183,8 @@ class Sharing(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.scope != 'headers' || size(self.contextHeaders) > 0",
+                    "!has(self.scope) || self.scope != 'headers' || "
+                    "(has(self.contextHeaders) && size(self.contextHeaders) > 0)",
                     "sharing.contextHeaders must name at least one header when "
                     "sharing.scope is 'headers'",
                 ),
@@ -226,9 +228,15 @@ class Price(_Model):
     cache_write: float | None = Field(default=None, ge=0.0)
 
 
+# Bounded so the API server can afford the CEL rule that parses the memory limit.
+Quantity = Annotated[
+    str, Field(min_length=1, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|m|k|M|G|T)?$")
+]
+
+
 class Resources(_Model):
-    requests: dict[str, str] = Field(default_factory=dict)
-    limits: dict[str, str] = Field(default_factory=dict)
+    requests: dict[str, Quantity] = Field(default_factory=dict, max_length=8)
+    limits: dict[str, Quantity] = Field(default_factory=dict, max_length=8)
 
 
 class Sidecar(_Model):
@@ -255,12 +263,14 @@ class CachePolicySpec(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
+                    # Index syntax and double(): the API server's cost estimator gives up
+                    # on quantity(string(int)) and on field selection into the map.
                     "!has(self.exact) || !has(self.sidecar) || "
                     "!has(self.sidecar.resources) || !has(self.sidecar.resources.limits) || "
-                    "!has(self.sidecar.resources.limits.memory) || "
+                    "!('memory' in self.sidecar.resources.limits) || "
                     "!has(self.exact.l1MaxBytes) || "
-                    "quantity(self.sidecar.resources.limits.memory).isGreaterThan("
-                    "quantity(string(self.exact.l1MaxBytes)))",
+                    "quantity(self.sidecar.resources.limits['memory']).asApproximateFloat() > "
+                    "double(self.exact.l1MaxBytes)",
                     "exact.l1MaxBytes must be below sidecar.resources.limits.memory",
                 ),
             ]

@@ -178,6 +178,12 @@ async def _start_site(app: web.Application, address: str) -> web.AppRunner:
     return runner
 
 
+async def _mark_synced(store: PolicyStore, watchers: list[PolicyWatcher]) -> None:
+    await asyncio.gather(*(w.synced.wait() for w in watchers))
+    store.synced.set()
+    log.info("policy store synced: %d CachePolicies", len(store))
+
+
 async def serve(args: argparse.Namespace) -> None:
     metrics = OperatorMetrics()
     store, stats = PolicyStore(), StatsStore(max_age=3 * args.stats_interval)
@@ -227,12 +233,13 @@ async def serve(args: argparse.Namespace) -> None:
     ]
     runners = [await _start_site(create_delivery_app(store, stats, metrics), args.policy_listen)]
     if args.metrics_listen:
-        runners.append(await _start_site(create_metrics_app(metrics), args.metrics_listen))
+        runners.append(await _start_site(create_metrics_app(metrics, store), args.metrics_listen))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(w.run()) for w in watchers]
+    tasks.append(asyncio.create_task(_mark_synced(store, watchers)))
     try:
         await kopf.operator(
             registry=registry,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from llmcache import keyspace
 from llmcache.policy import API_GROUP, API_VERSION, PLURAL, CachePolicySpec
 
+from .kubeapi import ApiError
 from .status import condition, mode, now_iso, readable, set_condition
 
 FINALIZER = "llmcache.dev/finalizer"
@@ -46,7 +47,18 @@ class FlushUnavailable(Exception):
 async def redis_url(spec: CachePolicySpec, namespace: str, memo: Any) -> str:
     if spec.redis.url_secret_ref is not None:
         ref = spec.redis.url_secret_ref
-        return str(await memo.api.secret_value(namespace, ref.name, ref.key))
+        try:
+            return str(await memo.api.secret_value(namespace, ref.name, ref.key))
+        except KeyError as exc:
+            raise FlushUnavailable(str(exc.args[0])) from exc
+        except ApiError as exc:
+            # Missing, or not ours to read: waiting will not fix it (a retry loop would
+            # also hold a policy's deletion for nothing).
+            if exc.status in (403, 404):
+                raise FlushUnavailable(
+                    f"cannot read Secret {namespace}/{ref.name} (HTTP {exc.status})"
+                ) from exc
+            raise
     if spec.redis.url:
         return spec.redis.url
     if memo.default_redis_url:
@@ -197,7 +209,7 @@ def register(registry: kopf.OperatorRegistry, stats_interval: float) -> None:
             parsed = CachePolicySpec()
         try:
             removed = await flush_policy(parsed, namespace, name, memo, tags, model)
-        except (FlushUnavailable, KeyError) as exc:
+        except FlushUnavailable as exc:
             record.update(removed=0, error=str(exc))
             kopf.warn(body, reason="FlushFailed", message=f"flush {request}: {exc}")
         except Exception as exc:  # Redis down: retry with kopf's backoff
@@ -229,6 +241,8 @@ def register(registry: kopf.OperatorRegistry, stats_interval: float) -> None:
                 removed = await flush_policy(parsed, namespace, name, memo)
             except FlushUnavailable as exc:
                 logger.info("onDelete flush skipped: %s", exc)
+                if parsed.redis.url_secret_ref is not None:  # named a Redis it cannot reach
+                    kopf.warn(body, reason="FlushFailed", message=f"onDelete flush skipped: {exc}")
             else:
                 kopf.info(body, reason="Flushed", message=f"onDelete: removed {removed} entries")
         memo.stats.forget(namespace, name)

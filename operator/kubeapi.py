@@ -10,11 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import ssl
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,34 +36,15 @@ def login() -> kopf.ConnectionInfo:
     return info
 
 
-def _as_bytes(data: str | bytes) -> bytes:
-    return data.encode() if isinstance(data, str) else data
-
-
-def ssl_context(info: kopf.ConnectionInfo, scratch: Path) -> ssl.SSLContext | bool:
-    if info.insecure:
-        return False
-    ctx = ssl.create_default_context(
-        cafile=os.fsdecode(info.ca_path) if info.ca_path else None,
-        cadata=_as_bytes(info.ca_data).decode() if info.ca_data else None,
-    )
-    cert, key = info.certificate_path, info.private_key_path
-    if info.certificate_data:
-        cert = scratch / "client.crt"
-        cert.write_bytes(_as_bytes(info.certificate_data))
-    if info.private_key_data:
-        key = scratch / "client.key"
-        key.touch(mode=0o600)
-        key.write_bytes(_as_bytes(info.private_key_data))
-    if cert:
-        ctx.load_cert_chain(os.fsdecode(cert), os.fsdecode(key) if key else None)
-    return ctx
+def ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
+    """kopf's own context for the same credentials: kubeconfig ``*-data`` fields are base64
+    (PEM after decoding), which kopf knows how to unwrap."""
+    return info.as_ssl_context()
 
 
 class KubeApi:
     def __init__(self, info: kopf.ConnectionInfo) -> None:
         self.info = info
-        self._scratch = tempfile.TemporaryDirectory(prefix="llmcache-kube-")
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> KubeApi:
@@ -78,11 +56,10 @@ class KubeApi:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-        self._scratch.cleanup()
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=ssl_context(self.info, Path(self._scratch.name)))
+            connector = aiohttp.TCPConnector(ssl=ssl_context(self.info))
             self._session = aiohttp.ClientSession(
                 base_url=self.info.server.rstrip("/") + "/",
                 connector=connector,
@@ -116,14 +93,18 @@ class KubeApi:
                 return json.loads(text) if text else None
         raise AssertionError("unreachable")
 
-    async def watch(self, path: str, resource_version: str) -> AsyncIterator[dict[str, Any]]:
+    async def watch(
+        self, path: str, resource_version: str, timeout_seconds: int = 300
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Events from ``resource_version`` on, until the server ends the watch (after about
+        ``timeout_seconds``); the caller watches again from the last version it saw."""
         params = {
             "watch": "true",
             "resourceVersion": resource_version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": "300",
+            "timeoutSeconds": str(timeout_seconds),
         }
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=330)
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
         async with self._client().get(path.lstrip("/"), params=params, timeout=timeout) as resp:
             if resp.status == 401:
                 self._refresh()

@@ -1,11 +1,13 @@
 """The operator's own Prometheus metrics (names fixed in the contracts) and the small
-HTTP app that serves them with ``/healthz``."""
+HTTP app that serves them with ``/healthz`` and ``/readyz``."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from .store import PolicyStore
 
 CONDITIONS = ("Ready", "Degraded")
 
@@ -49,7 +51,9 @@ class OperatorMetrics:
             )
 
 
-def create_metrics_app(metrics: OperatorMetrics) -> web.Application:
+def create_metrics_app(
+    metrics: OperatorMetrics, store: PolicyStore | None = None
+) -> web.Application:
     async def scrape(_: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
@@ -58,6 +62,15 @@ def create_metrics_app(metrics: OperatorMetrics) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    async def readyz(_: web.Request) -> web.Response:
+        """Ready once the policy store has listed: until then injection and delivery would
+        answer "no such policy" for policies that exist."""
+        if store is not None and not store.synced.is_set():
+            return web.Response(status=503, text="policy store not synced\n")
+        return web.Response(text="ok\n")
+
     app = web.Application()
-    app.add_routes([web.get("/metrics", scrape), web.get("/healthz", healthz)])
+    app.add_routes(
+        [web.get("/metrics", scrape), web.get("/healthz", healthz), web.get("/readyz", readyz)]
+    )
     return app

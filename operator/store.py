@@ -35,6 +35,8 @@ class PolicyStore:
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], PolicyRecord] = {}
         self._changed = asyncio.Condition()
+        self.synced = asyncio.Event()
+        """Set once the watches have listed: before that, "no such policy" means "not yet"."""
 
     def get(self, namespace: str, name: str) -> PolicyRecord | None:
         return self._records.get((namespace, name))

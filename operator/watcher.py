@@ -18,7 +18,7 @@ from .kubeapi import ApiError, KubeApi
 from .store import PolicyRecord, PolicyStore
 
 log = logging.getLogger(__name__)
-RETRY_SECONDS = 2.0
+RETRY_SECONDS = 1.0
 
 
 def collection_path(namespace: str | None) -> str:
@@ -44,10 +44,16 @@ def record_of(obj: dict[str, Any]) -> PolicyRecord | None:
 
 
 class PolicyWatcher:
-    def __init__(self, api: KubeApi, store: PolicyStore, namespace: str | None) -> None:
+    def __init__(
+        self, api: KubeApi, store: PolicyStore, namespace: str | None, watch_seconds: int = 300
+    ) -> None:
         self.api, self.store, self.namespace = api, store, namespace
+        self.watch_seconds = watch_seconds
         self.synced = asyncio.Event()
-        self._listed: dict[tuple[str, str], PolicyRecord] = {}
+        self.lists = 0
+        """Full lists so far (1 plus one per 410 Gone or failure)."""
+        self.watches = 0
+        """Watch requests so far: the server ends each after ``watch_seconds``."""
 
     async def run(self) -> None:
         while True:
@@ -62,6 +68,7 @@ class PolicyWatcher:
     async def _list_and_watch(self) -> None:
         path = collection_path(self.namespace)
         listing = await self.api.request("GET", path)
+        self.lists += 1
         records = [r for r in map(record_of, listing.get("items") or []) if r is not None]
         keep = [r for r in records]
         # Policies present but currently invalid keep their last valid record.
@@ -85,7 +92,8 @@ class PolicyWatcher:
         version = listing["metadata"]["resourceVersion"]
         while True:
             try:
-                async for event in self.api.watch(path, version):
+                self.watches += 1
+                async for event in self.api.watch(path, version, self.watch_seconds):
                     kind, obj = event.get("type"), event.get("object") or {}
                     version = (obj.get("metadata") or {}).get("resourceVersion", version)
                     await self._apply(kind, obj)

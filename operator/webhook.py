@@ -10,6 +10,7 @@ disabled`` namespace label is honoured by the API server before any call reaches
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import copy
@@ -39,6 +40,7 @@ HANDLER_ID = "inject"
 WEBHOOK_NAME = "inject.llmcache.dev"
 CONFIG_PATH = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 TIMEOUT_SECONDS = 5
+SYNC_WAIT_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -211,11 +213,20 @@ def mutate_pod(
     return "injected", pod
 
 
+async def _wait_synced(store: PolicyStore) -> None:
+    """Right after a (re)start the policy store has not listed yet; a pod admitted then
+    would start uncached for good, so wait a little (within the API server's timeout)."""
+    if not store.synced.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SYNC_WAIT_SECONDS):
+                await store.synced.wait()
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.mutate(
         "v1", "pods", id=HANDLER_ID, operations=["CREATE"], ignore_failures=True, registry=registry
     )
-    def inject_sidecar(
+    async def inject_sidecar(
         body: kopf.Body,
         patch: kopf.Patch,
         warnings: list[str],
@@ -226,6 +237,8 @@ def register(registry: kopf.OperatorRegistry) -> None:
         metrics: OperatorMetrics = memo.metrics
         started = time.perf_counter()
         raw = dict(body)
+        if wants_injection(raw):
+            await _wait_synced(memo.store)
         # The API server sets the request's namespace on the object before admission.
         namespace = str((raw.get("metadata") or {}).get("namespace") or "")
         try:
