@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from functools import partial
 
 from aiohttp import ClientSession, web
@@ -30,15 +29,13 @@ API_ROUTES = (
     ("/openai/v1/embeddings", "openai.embeddings", "openai"),
 )
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def create_app(
     settings: Settings, spec: CachePolicySpec, metrics: Metrics | None = None
 ) -> web.Application:
     runtime = Runtime(settings, spec, metrics or Metrics())
     # The body limit is the policy's, checked per request; aiohttp's own must not cut first.
-    app = web.Application(client_max_size=1 << 30, middlewares=[_json_errors])
+    app = web.Application(client_max_size=1 << 30)
     app[RUNTIME] = runtime
     for path, name, family in API_ROUTES:
         app.router.add_post(path, partial(_api, provider=PROVIDERS[name], family=family))
@@ -47,15 +44,17 @@ def create_app(
     app.router.add_post("/admin/flush", _flush)
     rag.add_routes(app, RUNTIME, SESSION)  # /rag/<name>/...: the vector-store query cache
     add_operational_routes(app)
+    app.router.add_route("*", "/{tail:.*}", _not_found)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
 
 def create_admin_app(runtime: Runtime) -> web.Application:
     """Probes and metrics only, for a listener reachable from outside the pod."""
-    app = web.Application(middlewares=[_json_errors])
+    app = web.Application()
     app[RUNTIME] = runtime
     add_operational_routes(app)
+    app.router.add_route("*", "/{tail:.*}", _not_found)
     return app
 
 
@@ -119,20 +118,17 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "policyGeneration": request.app[RUNTIME].generation})
 
 
-@web.middleware
-async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Unknown routes and wrong methods answer JSON that says what exists."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        known = ", ".join(path for path, _, _ in API_ROUTES)
-        message = f"{exc.reason}: {request.method} {request.path}"
-        if exc.status == 404:
-            message += f" (llmcache serves {known}, /anthropic/*, /openai/*, /metrics, /stats)"
-        return web.json_response(
-            {"error": {"message": f"llmcache: {message}", "type": "not_found_error"}},
-            status=exc.status,
-            headers={"x-llmcache": "bypass"},
-        )
+async def _not_found(request: web.Request) -> web.Response:
+    """Anything unrouted: JSON that says what exists (registered last, so it catches all)."""
+    known = ", ".join(path for path, _, _ in API_ROUTES)
+    return web.json_response(
+        {
+            "error": {
+                "message": f"llmcache: no route for {request.method} {request.path} (llmcache "
+                f"serves {known}, /anthropic/*, /openai/*, /rag/<name>/*, /metrics, /stats)",
+                "type": "not_found_error",
+            }
+        },
+        status=404,
+        headers={"x-llmcache": "bypass"},
+    )

@@ -32,21 +32,33 @@ def cache_key(route: str, partition: str, material: Any) -> str:
 
 def partition(sharing: Sharing, headers: Mapping[str, str], namespace: str) -> str:
     """A one-way hash naming who may share entries; never the credential itself."""
-    h = hashlib.sha256(KEY_VERSION + b"\0" + sharing.scope.encode())
     if sharing.scope == "credential":
-        for name in CREDENTIAL_HEADERS:
-            value = headers.get(name)
-            if value:
-                h.update(b"\0" + _bare_token(value).encode())
-                break
-        else:
-            h.update(b"\0anonymous")
-    elif sharing.scope == "namespace":
+        value = next((v for n in CREDENTIAL_HEADERS if (v := headers.get(n))), "")
+        found = _BY_CREDENTIAL.get(value)
+        if found is None:
+            if len(_BY_CREDENTIAL) >= 4096:
+                _BY_CREDENTIAL.clear()
+            found = _BY_CREDENTIAL[value] = _credential_partition(value)
+        return found
+    h = hashlib.sha256(KEY_VERSION + b"\0" + sharing.scope.encode())
+    if sharing.scope == "namespace":
         h.update(b"\0" + namespace.encode())
     else:
         h.update(b"\0" + namespace.encode())
         for name in sharing.context_headers:
             h.update(b"\0" + name.lower().encode() + b"=" + headers.get(name, "").encode())
+    return h.hexdigest()[:32]
+
+
+# Partitions of recently seen credentials (in process memory only, like the SDK's own copy):
+# hashing the credential on every request would be the hit path's largest cost after I/O.
+_BY_CREDENTIAL: dict[str, str] = {}
+
+
+def _credential_partition(value: str) -> str:
+    h = hashlib.sha256(KEY_VERSION + b"\0credential")
+    # No credential at all is its own partition, distinct from any credential's value.
+    h.update(b"\0" + _bare_token(value).encode() if value else b"\1")
     return h.hexdigest()[:32]
 
 

@@ -512,7 +512,7 @@ def _count_tokens(rt: Runtime, counter: Any, route: str, model: str, usage: Usag
 def _observe(rt: Runtime, route: str, result: str, layer: str, started: float) -> None:
     m = rt.metrics
     m.add(m.requests, (route, result, layer))
-    m.child(m.request_duration, route, result).observe(time.perf_counter() - started)
+    m.request_duration.observe((route, result), time.perf_counter() - started)
 
 
 def _tail(request: web.Request, family: str) -> str:

@@ -36,6 +36,7 @@ def test_partition_is_a_hash_of_the_credential_never_the_credential() -> None:
     )
     anonymous = keys.partition(sharing, {}, "ns")
     assert anonymous != p1
+    assert anonymous != keys.partition(sharing, {"x-api-key": "anonymous"}, "ns")
 
 
 def test_wider_scopes_are_explicit() -> None:

@@ -144,7 +144,7 @@ def _ttl(value: str | None, default: int) -> int:
 
 def _observe(rt: Runtime, result: str, layer: str, started: float) -> None:
     rt.metrics.requests.labels(ROUTE, result, layer).inc()
-    rt.metrics.request_duration.labels(ROUTE, result).observe(time.perf_counter() - started)
+    rt.metrics.request_duration.observe((ROUTE, result), time.perf_counter() - started)
 
 
 async def _call(
