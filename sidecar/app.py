@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from aiohttp import ClientSession, web
@@ -38,7 +39,7 @@ def create_app(
     app = web.Application(client_max_size=1 << 30)
     app[RUNTIME] = runtime
     for path, name, family in API_ROUTES:
-        app.router.add_post(path, partial(_api, provider=PROVIDERS[name], family=family))
+        app.router.add_post(path, _api_handler(PROVIDERS[name], family))
     for family in ("anthropic", "openai"):
         app.router.add_route("*", f"/{family}/{{tail:.*}}", partial(_passthrough, family=family))
     app.router.add_post("/admin/flush", _flush)
@@ -74,9 +75,14 @@ async def _lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
     await runtime.close()
 
 
-async def _api(request: web.Request, provider: Provider, family: str) -> web.StreamResponse:
-    app = request.app
-    return await pipeline.handle(request, app[RUNTIME], app[SESSION], provider, family)
+def _api_handler(
+    provider: Provider, family: str
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def api(request: web.Request) -> web.StreamResponse:
+        app = request.app
+        return await pipeline.handle(request, app[RUNTIME], app[SESSION], provider, family)
+
+    return api
 
 
 async def _passthrough(request: web.Request, family: str) -> web.StreamResponse:

@@ -52,7 +52,8 @@ class Entry:
             raise ValueError("an entry needs a response or its body")
         self._response, self._body = response, body
         self.model, self.created, self.tags, self.usage = model, created, tags, usage
-        self.priced: tuple[object, float] | None = None  # (price table, USD a hit saves)
+        # (price table, USD and tokens a hit saves, the counter increments of a hit)
+        self.priced: tuple[object, float, int, tuple[Any, ...]] | None = None
 
     @property
     def response(self) -> Json:

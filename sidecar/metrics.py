@@ -7,7 +7,7 @@ Each ``Metrics`` has its own registry so several sidecars can live in one test p
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -195,3 +195,8 @@ class Metrics:
         pending, self._pending = self._pending, {}
         for (counter, labels), amount in pending.items():
             self.child(counter, *labels).inc(amount)
+
+    def add_all(self, counts: Iterable[tuple[tuple[Any, tuple[str, ...]], float]]) -> None:
+        pending = self._pending
+        for key, amount in counts:
+            pending[key] = pending.get(key, 0.0) + amount

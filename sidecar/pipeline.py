@@ -480,13 +480,18 @@ def _account_hit(rt: Runtime, provider: Provider, entry: Entry) -> None:
         u = Usage(u.input, u.output, u.cache_read + u.cache_write, 0)
     prices = rt.policy.prices
     if entry.priced is None or entry.priced[0] is not prices:
-        price = price_for(entry.model, prices)
-        entry.priced = (prices, cost_usd(price, u.input, u.output, u.cache_read, u.cache_write))
-    usd = entry.priced[1]
-    _count_tokens(rt, rt.metrics.tokens_saved, provider.name, entry.model, u)
-    rt.metrics.add(rt.metrics.usd_saved, (provider.name, entry.model), usd)
+        m, route, model = rt.metrics, provider.name, entry.model
+        usd = cost_usd(price_for(model, prices), u.input, u.output, u.cache_read, u.cache_write)
+        increments: list[tuple[tuple[Any, tuple[str, ...]], float]] = [
+            ((m.tokens_saved, (route, model, kind)), n) for kind, n in _kinds(u) if n
+        ]
+        increments.append(((m.usd_saved, (route, model)), usd))
+        tokens = u.input + u.output + u.cache_read + u.cache_write
+        entry.priced = (prices, usd, tokens, tuple(increments))
+    _, usd, tokens, counts = entry.priced
+    rt.metrics.add_all(counts)
     rt.stats.saved_usd += usd
-    rt.stats.tokens_saved += u.input + u.output + u.cache_read + u.cache_write
+    rt.stats.tokens_saved += tokens
 
 
 def _account_spent(rt: Runtime, route: str, model: str, usage: Usage) -> None:
@@ -499,14 +504,18 @@ def _account_spent(rt: Runtime, route: str, model: str, usage: Usage) -> None:
 
 
 def _count_tokens(rt: Runtime, counter: Any, route: str, model: str, usage: Usage) -> None:
-    for kind, n in (
-        ("input", usage.input),
-        ("output", usage.output),
-        ("cache_read", usage.cache_read),
-        ("cache_write", usage.cache_write),
-    ):
+    for kind, n in _kinds(usage):
         if n:
             rt.metrics.add(counter, (route, model, kind), n)
+
+
+def _kinds(u: Usage) -> tuple[tuple[str, int], ...]:
+    return (
+        ("input", u.input),
+        ("output", u.output),
+        ("cache_read", u.cache_read),
+        ("cache_write", u.cache_write),
+    )
 
 
 def _observe(rt: Runtime, route: str, result: str, layer: str, started: float) -> None:
