@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import re
@@ -41,6 +40,10 @@ TAG_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
 MAX_TAGS = 16
 MAX_TTL = 31 * 86_400
 PER_REQUEST_HEADERS = ("cache-control", "x-llmcache-ttl", "x-llmcache-tags")
+_JSON_HIT_HEADERS = {
+    layer: {"content-type": "application/json", "x-llmcache": "hit", "x-llmcache-layer": layer}
+    for layer in ("l1", "l2", "semantic", "rag", "coalesced")
+}
 
 
 class BadRequest(Exception):
@@ -159,7 +162,7 @@ def parse_json(raw: bytes) -> Json:
 
 def _seen_key(
     request: web.Request, policy: CachePolicySpec, provider: Provider, partition: str, raw: bytes
-) -> bytes | None:
+) -> tuple[str, str, bytes] | None:
     """Identity of the raw request, when nothing but its bytes decides how it is cached."""
     headers = request.headers
     if not policy.exact.enabled:
@@ -167,10 +170,7 @@ def _seen_key(
     for name in PER_REQUEST_HEADERS:
         if name in headers:
             return None
-    h = hashlib.sha256(provider.name.encode())
-    h.update(partition.encode())
-    h.update(raw)
-    return h.digest()
+    return (provider.name, partition, raw)
 
 
 async def _exact_hit(rt: Runtime, provider: Provider, seen: Seen, partition: str) -> Hit | None:
@@ -282,10 +282,14 @@ async def respond_hit(
     if layer in rt.stats.layer_hits:
         rt.stats.layer_hits[layer] += 1
     _account_hit(rt, provider, entry)
+    bytes_sent = (rt.metrics.response_bytes, (provider.name, "hit"))
+    if not stream and hit.score is None:
+        payload = entry.encoded()
+        rt.metrics.add(*bytes_sent, len(payload))
+        return web.Response(body=payload, headers=_JSON_HIT_HEADERS[layer])  # aiohttp copies
     headers = {"x-llmcache": "hit", "x-llmcache-layer": layer}
     if hit.score is not None:
         headers["x-llmcache-similarity"] = f"{hit.score:.4f}"
-    bytes_sent = (rt.metrics.response_bytes, (provider.name, "hit"))
     if not stream:
         payload = entry.encoded()
         rt.metrics.add(*bytes_sent, len(payload))

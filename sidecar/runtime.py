@@ -24,6 +24,7 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 
 SEEN_MIN = 1024
+SEEN_MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,9 @@ class Runtime:
         self.layers: list[Layer] = []
         self.extra_layers: list[Layer] = []  # semantic (built by llmcache.sidecar.semantic)
         self.inflight: dict[str, Any] = {}
-        self.seen: dict[bytes, Seen] = {}  # raw-bytes identity → cache key, for L1 hits
+        # (route, partition, raw body) → what the full path decided: exact, no digest.
+        self.seen: dict[tuple[str, str, bytes], Seen] = {}
+        self._seen_bytes = 0
         self.batcher = EmbeddingBatcher(metrics)
 
     @property
@@ -108,7 +111,7 @@ class Runtime:
     async def apply(self, spec: CachePolicySpec, generation: int = 0) -> None:
         """Make ``spec`` the policy in force; rebuild only what it changed."""
         old, self.policy, self.generation = self.policy, spec, generation
-        self.seen.clear()  # decisions depend on the policy
+        self._forget_seen()  # decisions depend on the policy
         self.metrics.policy_generation.set(generation)
         ex = spec.exact
         self.l1.resize(ex.l1_max_entries, ex.l1_max_bytes, ex.sliding_ttl)
@@ -181,11 +184,19 @@ class Runtime:
         self.metrics.invalidated.labels("flush").inc(max(removed, local))
         return max(removed, local)
 
-    def remember(self, seen_key: bytes, req: CacheRequest) -> None:
-        if len(self.seen) >= max(SEEN_MIN, 2 * self.l1.max_entries):
-            self.seen.clear()  # rebuilt by the next requests; cheaper than an LRU here
+    def remember(self, seen_key: tuple[str, str, bytes], req: CacheRequest) -> None:
+        size = len(seen_key[2]) * (2 if req.stream else 1)  # streams also keep the parsed body
+        if self._seen_bytes + size > SEEN_MAX_BYTES or len(self.seen) >= max(
+            SEEN_MIN, 2 * self.l1.max_entries
+        ):
+            self._forget_seen()  # rebuilt by the next requests; cheaper than an LRU here
         body = req.body if req.stream else None
         self.seen[seen_key] = Seen(req.key, req.model, req.ttl, req.stream, body)
+        self._seen_bytes += size
+
+    def _forget_seen(self) -> None:
+        self.seen.clear()
+        self._seen_bytes = 0
 
     async def promote(self, key: str, entry: Entry, ttl: int) -> None:
         if self.policy.exact.enabled:
