@@ -33,6 +33,8 @@ BREAKER_FAULTS = 3  # consecutive faults that open the breaker
 BREAKER_MIN_PAUSE = 0.25
 BREAKER_MAX_PAUSE = 5.0
 INDEX_REFRESH = 3600.0
+WRITE_DELAY = 0.005  # seconds a write may wait to share a pipeline with others
+WRITE_BATCH = 128
 
 FlushListener = Callable[[Selector], Awaitable[Any]]
 
@@ -62,6 +64,7 @@ class L2:
         self._pending: list[tuple[str, asyncio.Future[bytes | None]]] = []
         self._writes: list[tuple[str, Entry, int]] = []
         self._indexed: dict[str, float] = {}  # index set → when to refresh its TTL
+        self._write_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._faults = 0
         self._pause = BREAKER_MIN_PAUSE
@@ -119,16 +122,26 @@ class L2:
     # -- writes ----------------------------------------------------------------------------
 
     async def put(self, req: CacheRequest, entry: Entry) -> None:
-        """Queue the write; every write of this loop tick goes out in one pipeline."""
+        """Queue the write: writes are sent together, at most ``WRITE_DELAY`` later, in one
+        pipeline (nobody waits for them, and each round trip costs the client more than
+        Redis)."""
         if self._is_open():
             return
         self._writes.append((req.key, entry, req.ttl))
         if len(self._writes) == 1:
-            asyncio.get_running_loop().call_soon(self._flush_writes)
+            self._write_timer = asyncio.get_running_loop().call_later(
+                WRITE_DELAY, self._flush_writes
+            )
+        elif len(self._writes) >= WRITE_BATCH:
+            self._flush_writes()
 
     def _flush_writes(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         batch, self._writes = self._writes, []
-        self._background(self._write(batch))
+        if batch:
+            self._background(self._write(batch))
 
     async def _write(self, batch: list[tuple[str, Entry, int]]) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -235,6 +248,7 @@ class L2:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        self._flush_writes()
         if self._subscriber is not None:
             self._subscriber.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
