@@ -7,12 +7,13 @@ So the profile holds request handling only, not imports and start-up.
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import signal
 import sys
 from types import FrameType
 
-from llmcache.cli import main as llmcache_main
+from llmcache.sidecar import cli as sidecar_cli
 
 
 def main() -> int:
@@ -29,7 +30,11 @@ def main() -> int:
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)
-    return llmcache_main(argv)
+    if argv[:1] != ["sidecar"]:
+        raise SystemExit("usage: python -m llmcache.bench.profiled OUT.prof sidecar ARGS...")
+    parser = argparse.ArgumentParser(prog="llmcache sidecar (profiled)")
+    sidecar_cli.add_arguments(parser)
+    return sidecar_cli.run(parser.parse_args(argv[1:]))
 
 
 if __name__ == "__main__":
