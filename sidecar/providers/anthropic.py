@@ -13,10 +13,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from .base import Json, Usage
-from .common import as_int, drop_fields, dumps, loads_object, number, pieces, without_key
+from .common import (
+    DEFAULT_TEMPERATURE,
+    SamplingRequest,
+    as_int,
+    drop_fields,
+    dumps,
+    loads_object,
+    pieces,
+    without_key,
+)
 from .sse import encode
-
-DEFAULT_TEMPERATURE = 1.0
 
 #: Fields that never change the answer (see docs/cache-key.md).
 DROP = frozenset({"stream", "metadata", "cache_control", "user_profile_id"})
@@ -32,7 +39,7 @@ UNSTORABLE = {
 CACHE_CONTROL = "cache_control"
 
 
-class AnthropicMessages:
+class AnthropicMessages(SamplingRequest):
     name = "anthropic.messages"
     streams = True
 
@@ -53,16 +60,6 @@ class AnthropicMessages:
         if "tools" in material:
             material["tools"] = without_key(material["tools"], CACHE_CONTROL)
         return material
-
-    def model(self, body: Json) -> str:
-        model = body.get("model")
-        return model if isinstance(model, str) else ""
-
-    def temperature(self, body: Json) -> float | None:
-        return number(body.get("temperature"), DEFAULT_TEMPERATURE)
-
-    def is_stream(self, body: Json) -> bool:
-        return body.get("stream") is True
 
     def upstream_body(self, body: Json) -> Json | None:
         return None

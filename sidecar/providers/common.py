@@ -59,7 +59,26 @@ def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+#: The documented default sampling temperature of the Anthropic, chat and responses APIs.
+DEFAULT_TEMPERATURE = 1.0
+
+
 def number(value: Any, default: float) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return default
+
+
+class SamplingRequest:
+    """Where the three generation APIs agree: ``model``, ``temperature`` (1.0 when
+    omitted, the documented default of all three) and ``stream``."""
+
+    def model(self, body: Json) -> str:
+        model = body.get("model")
+        return model if isinstance(model, str) else ""
+
+    def temperature(self, body: Json) -> float | None:
+        return number(body.get("temperature"), DEFAULT_TEMPERATURE)
+
+    def is_stream(self, body: Json) -> bool:
+        return body.get("stream") is True

@@ -14,10 +14,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from .base import Json, Usage
-from .common import as_int, drop_fields, dumps, loads_object, number, pieces, without_key
+from .common import (
+    DEFAULT_TEMPERATURE,
+    SamplingRequest,
+    as_int,
+    drop_fields,
+    dumps,
+    loads_object,
+    pieces,
+    without_key,
+)
 from .sse import encode
-
-DEFAULT_TEMPERATURE = 1.0
 
 #: Fields that never change the answer (see docs/cache-key.md).
 DROP = frozenset(
@@ -41,7 +48,7 @@ DONE = b"data: [DONE]\n\n"
 BREAKPOINT = "prompt_cache_breakpoint"
 
 
-class OpenAIChat:
+class OpenAIChat(SamplingRequest):
     name = "openai.chat"
     streams = True
 
@@ -63,16 +70,6 @@ class OpenAIChat:
         if isinstance(messages, list):
             material["messages"] = _canonical_messages(messages)
         return material
-
-    def model(self, body: Json) -> str:
-        model = body.get("model")
-        return model if isinstance(model, str) else ""
-
-    def temperature(self, body: Json) -> float | None:
-        return number(body.get("temperature"), DEFAULT_TEMPERATURE)
-
-    def is_stream(self, body: Json) -> bool:
-        return body.get("stream") is True
 
     def upstream_body(self, body: Json) -> Json | None:
         if body.get("stream") is not True or _wants_usage(body):

@@ -13,10 +13,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from .base import Json, Usage
-from .common import as_int, drop_fields, dumps, loads_object, number, pieces, without_key
+from .common import (
+    DEFAULT_TEMPERATURE,
+    SamplingRequest,
+    as_int,
+    drop_fields,
+    dumps,
+    loads_object,
+    pieces,
+    without_key,
+)
 from .sse import encode
-
-DEFAULT_TEMPERATURE = 1.0
 
 #: Fields that never change the answer (see docs/cache-key.md).
 DROP = frozenset(
@@ -36,7 +43,7 @@ BREAKPOINT = "prompt_cache_breakpoint"
 _TEXT_ROLES = frozenset({"user", "system", "developer"})
 
 
-class OpenAIResponses:
+class OpenAIResponses(SamplingRequest):
     name = "openai.responses"
     streams = True
 
@@ -63,16 +70,6 @@ class OpenAIResponses:
         if "input" in material:
             material["input"] = _canonical_input(material["input"])
         return material
-
-    def model(self, body: Json) -> str:
-        model = body.get("model")
-        return model if isinstance(model, str) else ""
-
-    def temperature(self, body: Json) -> float | None:
-        return number(body.get("temperature"), DEFAULT_TEMPERATURE)
-
-    def is_stream(self, body: Json) -> bool:
-        return body.get("stream") is True
 
     def upstream_body(self, body: Json) -> Json | None:
         return None  # usage always arrives with response.completed
