@@ -40,8 +40,16 @@ def encode(entry: Entry) -> bytes:
     ).encode()
     body, flags = entry.encoded(), 0
     if len(body) >= COMPRESS_FROM:
-        body, flags = zlib.compress(body, 1), COMPRESSED
+        body, flags = _deflate(body), COMPRESSED
     return _HEAD.pack(MAGIC, VERSION, flags, len(meta)) + meta + body
+
+
+def _deflate(body: bytes) -> bytes:
+    """Raw deflate, level 1, 4 KiB window, smallest memory level: on answer-sized bodies
+    this compresses within a few percent of ``zlib.compress(body, 1)`` in a seventh of the
+    time (most of which is allocating zlib's default 256 KiB state)."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -12, 1)
+    return compressor.compress(body) + compressor.flush()
 
 
 def decode(raw: bytes) -> Entry:
@@ -56,7 +64,7 @@ def decode(raw: bytes) -> Entry:
         meta = json.loads(raw[start : start + size])
         body = raw[start + size :]
         if flags & COMPRESSED:
-            body = zlib.decompress(body)
+            body = zlib.decompress(body, -15)
         model, created, tags, usage = meta["m"], meta["c"], meta["t"], meta["u"]
         entry = Entry(
             body=body,

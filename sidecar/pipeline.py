@@ -40,8 +40,9 @@ TAG_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
 MAX_TAGS = 16
 MAX_TTL = 31 * 86_400
 PER_REQUEST_HEADERS = ("cache-control", "x-llmcache-ttl", "x-llmcache-tags")
+_JSON = {"content-type": "application/json"}
 _JSON_HIT_HEADERS = {
-    layer: {"content-type": "application/json", "x-llmcache": "hit", "x-llmcache-layer": layer}
+    layer: {**_JSON, "x-llmcache": "hit", "x-llmcache-layer": layer}
     for layer in ("l1", "l2", "semantic", "rag", "coalesced")
 }
 
@@ -58,6 +59,7 @@ async def handle(
     started = time.perf_counter()
     policy = rt.policy
     rt.stats.requests += 1
+    resp: web.StreamResponse
     try:
         raw = await read_body(request, policy.limits.max_body_bytes)
         partition = keys.partition(policy.sharing, request.headers, rt.settings.namespace or "")
@@ -65,7 +67,12 @@ async def handle(
         # layers, without parsing (SDKs send byte-identical bodies for identical calls).
         seen_key = _seen_key(request, policy, provider, partition, raw)
         if seen_key is not None and (seen := rt.seen.get(seen_key)) is not None:
-            fast = await _exact_hit(rt, provider, seen, partition)
+            cached = rt.l1.lookup(seen.key)
+            if cached is not None and not seen.stream:  # the hottest path: no coroutine
+                resp = json_hit(rt, provider, Hit(cached, "l1"))
+                _observe(rt, provider.name, "hit", "l1", started)
+                return resp
+            fast = Hit(cached, "l1") if cached else await _l2_hit(rt, provider, seen, partition)
             if fast is not None:
                 resp = await respond_hit(request, rt, provider, seen.stream, seen.body, fast)
                 _observe(rt, provider.name, "hit", fast.layer, started)
@@ -173,11 +180,8 @@ def _seen_key(
     return (provider.name, partition, raw)
 
 
-async def _exact_hit(rt: Runtime, provider: Provider, seen: Seen, partition: str) -> Hit | None:
-    """L1, then L2, for a request whose key is already known."""
-    entry = rt.l1.lookup(seen.key)
-    if entry is not None:
-        return Hit(entry, "l1")
+async def _l2_hit(rt: Runtime, provider: Provider, seen: Seen, partition: str) -> Hit | None:
+    """The L2's answer for a request whose key is already known."""
     if rt.l2 is None:
         return None
     req = CacheRequest(
@@ -276,34 +280,41 @@ async def respond_hit(
     request: web.Request, rt: Runtime, provider: Provider, stream: bool, body: Json | None, hit: Hit
 ) -> web.StreamResponse:
     """The cached answer in the form the client asked for: JSON, or this API's SSE."""
-    entry = hit.entry
-    layer = hit.layer
-    rt.stats.hits += 1
-    if layer in rt.stats.layer_hits:
-        rt.stats.layer_hits[layer] += 1
-    _account_hit(rt, provider, entry)
-    bytes_sent = (rt.metrics.response_bytes, (provider.name, "hit"))
-    if not stream and hit.score is None:
-        payload = entry.encoded()
-        rt.metrics.add(*bytes_sent, len(payload))
-        return web.Response(body=payload, headers=_JSON_HIT_HEADERS[layer])  # aiohttp copies
-    headers = {"x-llmcache": "hit", "x-llmcache-layer": layer}
-    if hit.score is not None:
-        headers["x-llmcache-similarity"] = f"{hit.score:.4f}"
     if not stream:
-        payload = entry.encoded()
-        rt.metrics.add(*bytes_sent, len(payload))
-        headers["content-type"] = "application/json"
-        return web.Response(body=payload, headers=headers)
-    resp = web.StreamResponse(headers={**dict(SSE_HEADERS), **headers})
+        return json_hit(rt, provider, hit)
+    _count_hit(rt, provider, hit)
+    resp = web.StreamResponse(headers={**dict(SSE_HEADERS), **_hit_headers(hit)})
     await resp.prepare(request)
     sent = 0
-    for chunk in provider.replay(entry.response, body or {}):
+    for chunk in provider.replay(hit.entry.response, body or {}):
         await resp.write(chunk)
         sent += len(chunk)
     await resp.write_eof()
-    rt.metrics.add(*bytes_sent, sent)
+    rt.metrics.add(rt.metrics.response_bytes, (provider.name, "hit"), sent)
     return resp
+
+
+def json_hit(rt: Runtime, provider: Provider, hit: Hit) -> web.Response:
+    _count_hit(rt, provider, hit)
+    payload = hit.entry.encoded()
+    rt.metrics.add(rt.metrics.response_bytes, (provider.name, "hit"), len(payload))
+    if hit.score is None:
+        return web.Response(body=payload, headers=_JSON_HIT_HEADERS[hit.layer])  # aiohttp copies
+    return web.Response(body=payload, headers={**_hit_headers(hit), **_JSON})
+
+
+def _hit_headers(hit: Hit) -> dict[str, str]:
+    headers = {"x-llmcache": "hit", "x-llmcache-layer": hit.layer}
+    if hit.score is not None:
+        headers["x-llmcache-similarity"] = f"{hit.score:.4f}"
+    return headers
+
+
+def _count_hit(rt: Runtime, provider: Provider, hit: Hit) -> None:
+    rt.stats.hits += 1
+    if hit.layer in rt.stats.layer_hits:
+        rt.stats.layer_hits[hit.layer] += 1
+    _account_hit(rt, provider, hit.entry)
 
 
 # -- 4. and 5. upstream ---------------------------------------------------------------------------
