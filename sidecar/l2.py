@@ -33,6 +33,7 @@ BREAKER_FAULTS = 3  # consecutive faults that open the breaker
 BREAKER_MIN_PAUSE = 0.25
 BREAKER_MAX_PAUSE = 5.0
 INDEX_REFRESH = 3600.0
+MAX_INFLIGHT = 2  # MGETs out at once; further lookups wait and go out together
 WRITE_DELAY = 0.005  # seconds a write may wait to share a pipeline with others
 WRITE_BATCH = 128
 
@@ -62,6 +63,7 @@ class L2:
             max_connections=16,
         )
         self._pending: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        self._inflight = 0
         self._writes: list[tuple[str, Entry, int]] = []
         self._indexed: dict[str, float] = {}  # index set → when to refresh its TTL
         self._write_timer: asyncio.TimerHandle | None = None
@@ -75,7 +77,10 @@ class L2:
     # -- lookups ---------------------------------------------------------------------------
 
     async def get(self, req: CacheRequest) -> Hit | None:
-        raw = await self.fetch(keyspace.entry_key(self.prefix, req.key))
+        return await self.lookup(req.key, req.ttl)
+
+    async def lookup(self, digest: str, ttl: int) -> Hit | None:
+        raw = await self.fetch(keyspace.entry_key(self.prefix, digest))
         if raw is None:
             return None
         try:
@@ -84,12 +89,15 @@ class L2:
             self._metrics.child(self._metrics.redis_faults, "get", "corrupt").inc()
             return None
         if self.sliding:
-            self._background(self._touch(req.key, req.ttl))
+            self._background(self._touch(digest, ttl))
         return Hit(entry, "l2")
 
     def fetch(self, key: str) -> asyncio.Future[bytes | None]:
-        """The raw value of ``key``, batched with every other lookup of this loop tick;
-        resolves to None on a miss or a fault (never raises)."""
+        """The raw value of ``key``; resolves to None on a miss or a fault (never raises).
+
+        Lookups queue while ``MAX_INFLIGHT`` MGETs are out, and the queue goes out as the
+        next MGET: the busier the sidecar, the larger the batches, the cheaper each lookup.
+        """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bytes | None] = loop.create_future()
         if self._is_open():
@@ -97,12 +105,15 @@ class L2:
             fut.set_result(None)
             return fut
         self._pending.append((key, fut))
-        if len(self._pending) == 1:
+        if len(self._pending) == 1 and self._inflight < MAX_INFLIGHT:
             loop.call_soon(self._flush_lookups)
         return fut
 
     def _flush_lookups(self) -> None:
+        if not self._pending or self._inflight >= MAX_INFLIGHT:
+            return
         batch, self._pending = self._pending, []
+        self._inflight += 1
         self._background(self._mget(batch))
 
     async def _mget(self, batch: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
@@ -115,6 +126,9 @@ class L2:
             values = [None] * len(batch)
         else:
             self._ok()
+        finally:
+            self._inflight -= 1
+            self._flush_lookups()
         for (_, fut), value in zip(batch, values, strict=True):
             if not fut.done():
                 fut.set_result(value)

@@ -84,12 +84,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.lookup_duration = Histogram(
+        self.lookup_duration = LoopHistogram(
             "llmcache_lookup_duration_seconds",
             "Time one cache layer took to answer a lookup (hit or miss).",
             ["layer"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            r,
         )
         self.response_bytes = Counter(
             "llmcache_response_bytes",

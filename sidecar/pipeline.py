@@ -72,7 +72,7 @@ async def handle(
                 resp = json_hit(rt, provider, Hit(cached, "l1"))
                 _observe(rt, provider.name, "hit", "l1", started)
                 return resp
-            fast = Hit(cached, "l1") if cached else await _l2_hit(rt, provider, seen, partition)
+            fast = Hit(cached, "l1") if cached else await _l2_hit(rt, seen)
             if fast is not None:
                 resp = await respond_hit(request, rt, provider, seen.stream, seen.body, fast)
                 _observe(rt, provider.name, "hit", fast.layer, started)
@@ -98,7 +98,7 @@ async def handle(
             t0 = time.perf_counter()
             found = await layer.get(req)
             elapsed = time.perf_counter() - t0
-            rt.metrics.child(rt.metrics.lookup_duration, layer.name).observe(elapsed)
+            rt.metrics.lookup_duration.observe((layer.name,), elapsed)
             if found is not None:
                 if found.layer != "l1":
                     await rt.promote(req.key, found.entry, req.ttl)
@@ -180,16 +180,13 @@ def _seen_key(
     return (provider.name, partition, raw)
 
 
-async def _l2_hit(rt: Runtime, provider: Provider, seen: Seen, partition: str) -> Hit | None:
+async def _l2_hit(rt: Runtime, seen: Seen) -> Hit | None:
     """The L2's answer for a request whose key is already known."""
     if rt.l2 is None:
         return None
-    req = CacheRequest(
-        provider.name, seen.body or {}, seen.model, seen.stream, partition, seen.key, seen.ttl
-    )
     t0 = time.perf_counter()
-    found = await rt.l2.get(req)
-    rt.metrics.child(rt.metrics.lookup_duration, "l2").observe(time.perf_counter() - t0)
+    found = await rt.l2.lookup(seen.key, seen.ttl)
+    rt.metrics.lookup_duration.observe(("l2",), time.perf_counter() - t0)
     if found is not None:
         await rt.promote(seen.key, found.entry, seen.ttl)
     return found

@@ -112,7 +112,7 @@ async def _handle(request: web.Request, rt: Runtime, session: ClientSession) -> 
     if "no-cache" not in control:
         t0 = time.perf_counter()
         found = await cache.lookup(partition, exact, what.vector)
-        rt.metrics.lookup_duration.labels("rag").observe(time.perf_counter() - t0)
+        rt.metrics.lookup_duration.observe(("rag",), time.perf_counter() - t0)
         if found is not None:
             entry, score = found
             rt.stats.hits += 1
