@@ -110,12 +110,15 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
     }
 
 
-def _sidecar(sim: str, redis: str, policy: dict[str, Any], profile: Path | None = None) -> Proc:
+def _sidecar(
+    sim: str, redis: str | None, policy: dict[str, Any], profile: Path | None = None
+) -> Proc:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(policy, f)
     args = ["sidecar", "--listen", "127.0.0.1:0", "--anthropic-upstream", sim,
-            "--openai-upstream", sim, "--redis-url", redis, "--policy", f.name,
-            "--log-level", "warning"]  # fmt: skip
+            "--openai-upstream", sim, "--policy", f.name, "--log-level", "warning"]  # fmt: skip
+    if redis is not None:
+        args += ["--redis-url", redis]
     if profile is None:
         return llmcache(*args, core=SERVER_CORE)
     return Proc(
@@ -165,8 +168,8 @@ def measure(seconds: float, rounds: int, tool: str, log: Any = print) -> dict[st
             procs.append(proc)
             return proc
 
-        def sidecar(policy: dict[str, Any]) -> Proc:
-            proc = _sidecar(upstream.url, redis.url, policy)
+        def sidecar(policy: dict[str, Any], shared: bool = True) -> Proc:
+            proc = _sidecar(upstream.url, redis.url if shared else None, policy)
             procs.append(proc)
             return proc
 
@@ -175,6 +178,7 @@ def measure(seconds: float, rounds: int, tool: str, log: Any = print) -> dict[st
         procs.append(direct)
         proxy = server("proxy", "--upstream", upstream.url)
         miss, l1 = sidecar({}), sidecar({})
+        memory_miss = sidecar({}, shared=False)
         l2 = sidecar({"exact": {"l1MaxEntries": 0}})
         for proc in (l1, l2):
             _post(proc.url + sidecar_api, same)
@@ -193,6 +197,8 @@ def measure(seconds: float, rounds: int, tool: str, log: Any = print) -> dict[st
                  "floor of the miss path"),
             Case("sidecar miss", "sidecar", miss.url + sidecar_api, True,
                  "L1+L2 lookup, upstream, store", miss.url),
+            Case("sidecar miss, memory only", "sidecar", memory_miss.url + sidecar_api, True,
+                 "embedded default: L1 lookup, upstream, store", memory_miss.url),
             Case("sidecar L1 hit", "sidecar", l1.url + sidecar_api, False, "in-process LRU",
                  l1.url),
             Case("sidecar L2 hit", "sidecar", l2.url + sidecar_api, False,
