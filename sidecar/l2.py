@@ -26,6 +26,7 @@ from llmcache import keyspace
 from . import codec
 from .layers import CacheRequest, Entry, Hit, Selector
 from .metrics import Metrics
+from .resp import Command, RespConnection
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,12 @@ class L2:
         self.timeout = timeout_ms / 1000
         self.sliding = sliding
         self._metrics = metrics
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
+        self._resp = RespConnection(url)  # lookups and writes
+        self.client: aioredis.Redis = aioredis.Redis.from_url(  # flushes and pub/sub
             url,
             socket_timeout=max(self.timeout * 4, 0.2),
             socket_connect_timeout=max(self.timeout * 4, 0.2),
-            max_connections=16,
+            max_connections=4,
         )
         self._pending: list[tuple[str, asyncio.Future[bytes | None]]] = []
         self._inflight = 0
@@ -120,7 +122,7 @@ class L2:
         values: list[Any]
         try:
             async with asyncio.timeout(self.timeout):
-                values = await self.client.mget([key for key, _ in batch])
+                (values,) = await self._resp.execute(("MGET", *[key for key, _ in batch]))
         except Exception as exc:
             self._fault("get", exc)
             values = [None] * len(batch)
@@ -158,24 +160,24 @@ class L2:
             self._background(self._write(batch))
 
     async def _write(self, batch: list[tuple[str, Entry, int]]) -> None:
-        pipe = self.client.pipeline(transaction=False)
+        commands: list[Command] = []
         now = time.monotonic()
         for digest, entry, ttl in batch:
             key = keyspace.entry_key(self.prefix, digest)
-            pipe.set(key, codec.encode(entry), ex=ttl)
+            commands.append(("SET", key, codec.encode(entry), "EX", ttl))
             indexes = [keyspace.model_key(self.prefix, entry.model)]
             indexes += [keyspace.tag_key(self.prefix, tag) for tag in entry.tags]
             for index in indexes:
-                pipe.sadd(index, key)
+                commands.append(("SADD", index, key))
                 # Index sets outlive every entry they list; refreshing that hourly is enough.
                 if self._indexed.get(index, 0.0) < now:
                     if len(self._indexed) > 10_000:
                         self._indexed.clear()
                     self._indexed[index] = now + INDEX_REFRESH
-                    pipe.expire(index, keyspace.INDEX_TTL)
+                    commands.append(("EXPIRE", index, keyspace.INDEX_TTL))
         try:
             async with asyncio.timeout(self.timeout * 4):
-                await pipe.execute()
+                await self._resp.execute(*commands)
         except Exception as exc:
             self._fault("set", exc)
         else:
@@ -185,7 +187,7 @@ class L2:
     async def _touch(self, digest: str, ttl: int) -> None:
         try:
             async with asyncio.timeout(self.timeout):
-                await self.client.expire(keyspace.entry_key(self.prefix, digest), ttl)
+                await self._resp.execute(("EXPIRE", keyspace.entry_key(self.prefix, digest), ttl))
         except Exception as exc:
             self._fault("expire", exc)
 
@@ -235,7 +237,7 @@ class L2:
     async def ping(self) -> bool:
         try:
             async with asyncio.timeout(self.timeout * 4):
-                return bool(await self.client.ping())
+                return bool(await self._resp.execute(("PING",)))
         except Exception:
             return False
 
@@ -244,6 +246,8 @@ class L2:
 
     def _fault(self, op: str, exc: BaseException) -> None:
         reason = "timeout" if isinstance(exc, TimeoutError) else "error"
+        if reason == "timeout":
+            self._resp.reset()  # replies that come late must not pile up
         self._metrics.child(self._metrics.redis_faults, op, reason).inc()
         self._faults += 1
         if self._faults >= BREAKER_FAULTS:
@@ -272,3 +276,4 @@ class L2:
                 await asyncio.wait_for(task, 1.0)
         with contextlib.suppress(Exception):
             await self.client.aclose()
+        await self._resp.close()
