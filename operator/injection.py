@@ -102,6 +102,10 @@ def sidecar_container(
     redis = redis_env(spec, settings.default_redis_url)
     if redis is not None:
         env.append(redis)
+    key_ref = spec.semantic.embedder.api_key_secret_ref
+    if key_ref is not None:  # read by llmcache.sidecar.semantic; never in the pod spec itself
+        secret = {"secretKeyRef": {"name": key_ref.name, "key": key_ref.key}}
+        env.append({"name": "LLMCACHE_EMBEDDER_API_KEY", "valueFrom": secret})
     resources = {k: dict(v) for k, v in spec.sidecar.resources.model_dump().items() if v}
 
     def probe(path: str, period: int, failures: int) -> dict[str, Any]:

@@ -173,6 +173,29 @@ def test_secret_redis_url_stays_a_reference_and_app_env_is_not_overridden() -> N
     assert app_env == [{"name": "OPENAI_BASE_URL", "value": "https://mine"}]
 
 
+def test_embedder_key_comes_from_its_secret_never_the_spec() -> None:
+    spec = CachePolicySpec.model_validate(
+        {
+            "semantic": {
+                "enabled": True,
+                "embedder": {
+                    "url": "http://embedder:8080",
+                    "apiKeySecretRef": {"name": "voyage", "key": "token"},
+                },
+            }
+        }
+    )
+    p = pod()
+    inject(p, "apps", "default", 1, spec, SETTINGS)
+    env = {e["name"]: e for e in p["spec"]["initContainers"][0]["env"]}
+    ref = env["LLMCACHE_EMBEDDER_API_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "voyage", "key": "token"}
+    unconfigured = pod()
+    inject(unconfigured, "apps", "default", 1, CachePolicySpec(), SETTINGS)
+    names = {e["name"] for e in unconfigured["spec"]["initContainers"][0]["env"]}
+    assert "LLMCACHE_EMBEDDER_API_KEY" not in names
+
+
 def test_injection_is_idempotent() -> None:
     p = pod()
     inject(p, "apps", "default", 1, CachePolicySpec(), SETTINGS)
