@@ -1,5 +1,7 @@
 """The path of one LLM API request through the sidecar, top to bottom.
 
+0. a body whose exact bytes this tenant sent before goes straight to the exact layers with
+   the key decided then, unparsed (the hit path; a policy change forgets these decisions);
 1. read and parse the body (clear 4xx in the API's own error shape when it is bad);
 2. decide whether the request may be cached at all (policy, statefulness, per-request
    ``cache-control``), else pass it through untouched;
