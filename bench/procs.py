@@ -1,8 +1,6 @@
-"""Real processes for the benchmarks: start, learn where they listen, pin to a core, stop.
-
-Kept separate from ``tests/support.py`` because the benchmarks ship in the package and
-must not import the test tree.
-"""
+"""Real processes for the benchmarks and the tests: start, learn where they listen, pin to
+a core, stop. (The tests import this; the benchmarks ship in the package and never import
+the test tree.)"""
 
 from __future__ import annotations
 
@@ -40,7 +38,9 @@ class Proc:
         env: dict[str, str] | None = None,
         timeout: float = 30.0,
         ready: re.Pattern[str] | None = LISTENING,
+        count: int = 1,
     ) -> None:
+        """Wait until the process has printed ``count`` lines matching ``ready``."""
         self.args = pinned(args, core)
         self.lines: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
@@ -52,11 +52,11 @@ class Proc:
             env={**os.environ, **(env or {})},
         )
         threading.Thread(target=self._pump, daemon=True).start()
-        self.url = ""
+        self.urls: list[str] = []
         if ready is None:
             return
         deadline = time.monotonic() + timeout
-        while not self.url:
+        while len(self.urls) < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.popen.poll() is not None:
                 self.stop()
@@ -68,7 +68,11 @@ class Proc:
                 continue
             match = ready.search(line)
             if match:
-                self.url = match.group(1)
+                self.urls.append(match.group(1))
+
+    @property
+    def url(self) -> str:
+        return self.urls[0] if self.urls else ""
 
     @property
     def pid(self) -> int:

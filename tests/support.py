@@ -1,94 +1,24 @@
-"""Real processes for tests: start, wait until they say where they listen, stop."""
+"""Real processes for tests: llmcache commands and redis-server (the process handling
+itself is the benchmarks' ``Proc``)."""
 
 from __future__ import annotations
 
-import os
-import queue
-import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from llmcache.bench.procs import LISTENING, Proc, free_port
 
-LISTENING = re.compile(r"listening on (http://\S+)")
-
-
-class Proc:
-    """A child process whose output is collected on a thread (so its pipe never fills)."""
-
-    def __init__(
-        self,
-        args: Sequence[str],
-        env: dict[str, str] | None = None,
-        ready: re.Pattern[str] = LISTENING,
-        count: int = 1,
-        timeout: float = 30.0,
-    ) -> None:
-        self.args = list(args)
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str] = queue.Queue()
-        self.popen = subprocess.Popen(
-            self.args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        threading.Thread(target=self._pump, daemon=True).start()
-        self.urls: list[str] = []
-        deadline = time.monotonic() + timeout
-        while len(self.urls) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.popen.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"{self.args} did not start:\n" + "".join(self.lines[-40:]))
-            try:
-                line = self._queue.get(timeout=min(remaining, 0.5))
-            except queue.Empty:
-                continue
-            match = ready.search(line)
-            if match:
-                self.urls.append(match.group(1))
-
-    @property
-    def url(self) -> str:
-        return self.urls[0]
-
-    def _pump(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.append(line)
-            self._queue.put(line)
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout)
-        return self.popen.returncode
+__all__ = ["LISTENING", "Proc", "RedisServer", "free_port", "llmcache", "wait_for"]
 
 
 def llmcache(*args: str, env: dict[str, str] | None = None, count: int = 1) -> Proc:
     return Proc([sys.executable, "-m", "llmcache", *args], env=env, count=count)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(
