@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import signal
 from pathlib import Path
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+from llmcache import serving
 
 FORWARDED = ("content-type", "x-api-key", "anthropic-version", "authorization")
 
@@ -73,23 +74,6 @@ def proxy_app(upstream: str) -> web.Application:
     return app
 
 
-async def serve(app: web.Application, listen: str) -> None:
-    host, _, port = listen.rpartition(":")
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host or "127.0.0.1", int(port), backlog=1024)
-    await site.start()
-    print(f"listening on http://{host}:{runner.addresses[0][1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=["bare", "dict", "proxy"])
@@ -104,7 +88,7 @@ def main() -> None:
         app = proxy_app(args.upstream)
     else:
         app = bare_app(body) if args.kind == "bare" else dict_app(body)
-    asyncio.run(serve(app, args.listen))
+    asyncio.run(serving.serve(app, args.listen, backlog=1024))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import signal
 from typing import Any
 
 import kopf
-from aiohttp import web
+
+from llmcache import serving
 
 from .delivery import create_delivery_app
 from .handlers import configure
@@ -129,15 +130,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
 
 
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
 def operator_url(args: argparse.Namespace) -> str:
     if args.operator_service_url:
         return str(args.operator_service_url).rstrip("/")
-    port = _split(args.policy_listen)[1]
+    port = serving.split_address(args.policy_listen, "0.0.0.0")[1]
     if args.operator_service:
         return f"http://{args.operator_service}:{port}"
     return f"http://127.0.0.1:{port}"
@@ -167,17 +163,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _start_site(app: web.Application, address: str) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, *_split(address))
-    await site.start()
-    for sock in getattr(site._server, "sockets", None) or ():
-        host, port = sock.getsockname()[:2]
-        print(f"listening on http://{host}:{port}", flush=True)
-    return runner
-
-
 async def _mark_synced(store: PolicyStore, watchers: list[PolicyWatcher]) -> None:
     await asyncio.gather(*(w.synced.wait() for w in watchers))
     store.synced.set()
@@ -194,7 +179,7 @@ async def serve(args: argparse.Namespace) -> None:
     configure(settings)
     if args.webhook_listen:
         register_webhook(registry)
-        host, port = _split(args.webhook_listen)
+        host, port = serving.split_address(args.webhook_listen, "0.0.0.0")
         settings.admission.server = InjectorServer(
             api=api if args.manage_webhook else None,
             config_name=args.webhook_config,
@@ -231,9 +216,15 @@ async def serve(args: argparse.Namespace) -> None:
     watchers = [PolicyWatcher(api, store, ns) for ns in namespaces] or [
         PolicyWatcher(api, store, None)
     ]
-    runners = [await _start_site(create_delivery_app(store, stats, metrics), args.policy_listen)]
+    runners = [
+        await serving.start(
+            create_delivery_app(store, stats, metrics), args.policy_listen, "0.0.0.0"
+        )
+    ]
     if args.metrics_listen:
-        runners.append(await _start_site(create_metrics_app(metrics, store), args.metrics_listen))
+        runners.append(
+            await serving.start(create_metrics_app(metrics, store), args.metrics_listen, "0.0.0.0")
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

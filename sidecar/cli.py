@@ -7,12 +7,12 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from llmcache import serving
 from llmcache.policy import CachePolicySpec, load_spec
 
 from . import policy_source
@@ -85,33 +85,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 async def serve(settings: Settings, spec: CachePolicySpec) -> None:
     app = create_app(settings, spec)
-    runners = [web.AppRunner(app, access_log=None, handle_signals=False)]
-    await runners[0].setup()
-    sites = [web.TCPSite(runners[0], *_split(settings.listen), backlog=1024)]
+    runners = [await serving.start(app, settings.listen, backlog=1024)]
     if settings.admin_listen:
-        admin = web.AppRunner(create_admin_app(app[RUNTIME]), access_log=None)
-        await admin.setup()
-        runners.append(admin)
-        sites.append(web.TCPSite(admin, *_split(settings.admin_listen)))
-    for site in sites:
-        await site.start()
-    for runner in runners:
-        for host, port, *_ in runner.addresses:
-            print(f"listening on http://{host}:{port}", flush=True)
+        admin = create_admin_app(app[RUNTIME])
+        runners.append(await serving.start(admin, settings.admin_listen))
     tasks = _background(app, settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await serving.until_stopped()
     finally:
         for task in tasks:
             task.cancel()

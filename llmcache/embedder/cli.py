@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 
-from aiohttp import web
+from llmcache import serving
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,23 +22,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from .service import create_app
 
-    host, _, port = args.listen.rpartition(":")
-    return asyncio.run(
-        _serve(create_app(args.window_ms, args.max_batch, args.cache_size), host, int(port))
+    asyncio.run(
+        serving.serve(create_app(args.window_ms, args.max_batch, args.cache_size), args.listen)
     )
-
-
-async def _serve(app: web.Application, host: str, port: int) -> int:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host or "127.0.0.1", port)
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    print(f"listening on http://{host or '127.0.0.1'}:{bound}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
     return 0

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
-from aiohttp import web
+from llmcache import serving
 
 from .app import create_app
 
@@ -30,11 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _split(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 async def _serve(args: argparse.Namespace) -> None:
     app = create_app(
         ttft_ms=args.ttft_ms,
@@ -43,21 +37,7 @@ async def _serve(args: argparse.Namespace) -> None:
         seed=args.seed,
         cache_min_tokens=args.cache_min_tokens,
     )
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    host, port = _split(args.listen)
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0]
-    print(f"listening on http://{host}:{bound[1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serving.serve(app, args.listen)
 
 
 def run(args: argparse.Namespace) -> int:
