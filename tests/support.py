@@ -10,9 +10,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 from llmcache.bench.procs import LISTENING, Proc, free_port
+
+T = TypeVar("T")
 
 __all__ = ["LISTENING", "Proc", "RedisServer", "free_port", "llmcache", "wait_for"]
 
@@ -22,16 +25,16 @@ def llmcache(*args: str, env: dict[str, str] | None = None, count: int = 1) -> P
 
 
 def wait_for(
-    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02
-) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail with a clear message."""
+    predicate: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Poll until ``predicate`` returns something truthy and return it; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+            raise AssertionError(f"{what or predicate} not true within {timeout}s")
         time.sleep(interval)
 
 

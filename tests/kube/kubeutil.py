@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests import support
 from tests.support import Proc, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,15 +49,8 @@ T = TypeVar("T")
 def wait_for(
     predicate: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1, what: str = ""
 ) -> T:
-    """Poll until ``predicate`` returns something truthy and return it; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what or predicate} not true within {timeout}s")
-        time.sleep(interval)
+    """``tests.support.wait_for`` with the API server's slower pace as defaults."""
+    return support.wait_for(predicate, timeout, interval, what)
 
 
 # --------------------------------------------------------------------------- certificates
