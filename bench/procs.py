@@ -118,6 +118,16 @@ def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.05)
         time.sleep(interval)
 
 
+def redis_ping(port: int) -> bool:
+    """Whether a Redis on this loopback port answers PING (no client library needed)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 class RedisProc:
     """A real ``redis-server`` on a free loopback port, no persistence, own temp dir."""
 
@@ -143,12 +153,7 @@ class RedisProc:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        return redis_ping(self.port)
 
     def command(self, *words: str) -> bytes:
         """One inline command, for FLUSHALL and the like (no client library needed)."""

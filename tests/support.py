@@ -4,7 +4,6 @@ itself is the benchmarks' ``Proc``)."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import redis
-from llmcache.bench.procs import LISTENING, Proc, free_port
+from llmcache.bench.procs import LISTENING, Proc, free_port, redis_ping
 
 T = TypeVar("T")
 
@@ -78,12 +77,7 @@ class RedisServer:
         wait_for(self.ping, timeout=10)
 
     def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        return redis_ping(self.port)
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=5)

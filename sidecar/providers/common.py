@@ -59,6 +59,21 @@ def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+#: Request fields of OpenAI's chat and responses APIs that never change the answer
+#: (see docs/cache-key.md); each API adds its own.
+OPENAI_DROP = frozenset(
+    {
+        "stream",
+        "stream_options",
+        "metadata",
+        "user",
+        "safety_identifier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "prompt_cache_options",
+    }
+)
+
 #: The documented default sampling temperature of the Anthropic, chat and responses APIs.
 DEFAULT_TEMPERATURE = 1.0
 

@@ -16,6 +16,7 @@ from typing import Any
 from .base import Json, Usage
 from .common import (
     DEFAULT_TEMPERATURE,
+    OPENAI_DROP,
     SamplingRequest,
     as_int,
     drop_fields,
@@ -27,19 +28,7 @@ from .common import (
 from .sse import encode
 
 #: Fields that never change the answer (see docs/cache-key.md).
-DROP = frozenset(
-    {
-        "stream",
-        "stream_options",
-        "metadata",
-        "user",
-        "safety_identifier",
-        "prompt_cache_key",
-        "prompt_cache_retention",
-        "prompt_cache_options",
-        "store",
-    }
-)
+DROP = OPENAI_DROP | {"store"}
 
 #: finish_reason values whose answer is not a complete one.
 UNSTORABLE = {"length": "truncated", "content_filter": "content_filter"}

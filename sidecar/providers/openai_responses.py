@@ -15,6 +15,7 @@ from typing import Any
 from .base import Json, Usage
 from .common import (
     DEFAULT_TEMPERATURE,
+    OPENAI_DROP,
     SamplingRequest,
     as_int,
     drop_fields,
@@ -26,18 +27,7 @@ from .common import (
 from .sse import encode
 
 #: Fields that never change the answer (see docs/cache-key.md).
-DROP = frozenset(
-    {
-        "stream",
-        "stream_options",
-        "metadata",
-        "user",
-        "safety_identifier",
-        "prompt_cache_key",
-        "prompt_cache_retention",
-        "prompt_cache_options",
-    }
-)
+DROP = OPENAI_DROP
 
 BREAKPOINT = "prompt_cache_breakpoint"
 _TEXT_ROLES = frozenset({"user", "system", "developer"})
