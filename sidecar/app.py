@@ -6,21 +6,22 @@ import json
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from aiohttp import ClientSession, web
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from llmcache.policy import CachePolicySpec
 
 from . import pipeline, rag
+from .http_client import Client
 from .layers import Selector
 from .metrics import Metrics
 from .providers import PROVIDERS
 from .providers.base import Provider
 from .runtime import Runtime, Settings
-from .upstream import new_session
+from .upstream import new_client
 
 RUNTIME = web.AppKey("runtime", Runtime)
-SESSION = web.AppKey("session", ClientSession)
+CLIENT = web.AppKey("client", Client)
 
 # (path, provider, API family): the family names the upstream and the error shape.
 API_ROUTES = (
@@ -43,7 +44,7 @@ def create_app(
     for family in ("anthropic", "openai"):
         app.router.add_route("*", f"/{family}/{{tail:.*}}", partial(_passthrough, family=family))
     app.router.add_post("/admin/flush", _flush)
-    rag.add_routes(app, RUNTIME, SESSION)  # /rag/<name>/...: the vector-store query cache
+    rag.add_routes(app, RUNTIME, CLIENT)  # /rag/<name>/...: the vector-store query cache
     add_operational_routes(app)
     app.router.add_route("*", "/{tail:.*}", _not_found)
     app.cleanup_ctx.append(_lifecycle)
@@ -69,9 +70,9 @@ def add_operational_routes(app: web.Application) -> None:
 async def _lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
     runtime = app[RUNTIME]
     await runtime.start()
-    async with new_session() as session:
-        app[SESSION] = session
-        yield
+    client = app[CLIENT] = new_client()
+    yield
+    await client.close()
     await runtime.close()
 
 
@@ -80,7 +81,7 @@ def _api_handler(
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def api(request: web.Request) -> web.StreamResponse:
         app = request.app
-        return await pipeline.handle(request, app[RUNTIME], app[SESSION], provider, family)
+        return await pipeline.handle(request, app[RUNTIME], app[CLIENT], provider, family)
 
     return api
 
@@ -91,7 +92,7 @@ async def _passthrough(request: web.Request, family: str) -> web.StreamResponse:
     rt.stats.bypasses += 1
     rt.metrics.bypasses.labels(family, "route_not_cached").inc()
     rt.metrics.requests.labels(family, "bypass", "none").inc()
-    return await pipeline.forward(request, rt, request.app[SESSION], family, None, "bypass")
+    return await pipeline.forward(request, rt, request.app[CLIENT], family, None, "bypass")
 
 
 async def _flush(request: web.Request) -> web.Response:

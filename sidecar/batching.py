@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import ClientError, ClientSession
 from multidict import CIMultiDict
 
+from .http_client import Client
 from .metrics import Metrics
 from .providers.base import Json
 
@@ -34,9 +33,9 @@ class Reply:
 
 @dataclass
 class _Group:
-    session: ClientSession
+    client: Client
     url: str
-    headers: CIMultiDict[str]
+    headers: list[tuple[str, str]]
     template: Json
     inputs: list[str] = field(default_factory=list)
     members: list[tuple[int, int, asyncio.Future[Reply]]] = field(default_factory=list)
@@ -60,9 +59,9 @@ class EmbeddingBatcher:
 
     async def call(
         self,
-        session: ClientSession,
+        client: Client,
         url: str,
-        headers: CIMultiDict[str],
+        headers: list[tuple[str, str]],
         body: Json,
         inputs: list[str],
         window_ms: int,
@@ -75,7 +74,7 @@ class EmbeddingBatcher:
             self._send(key)
             group = None
         if group is None:
-            group = self._groups[key] = _Group(session, url, headers, template)
+            group = self._groups[key] = _Group(client, url, headers, template)
             loop = asyncio.get_running_loop()
             group.timer = loop.call_later(window_ms / 1000, self._send, key)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -99,10 +98,10 @@ class EmbeddingBatcher:
         self._metrics.upstream_batch_size.labels("openai.embeddings").observe(len(group.inputs))
         body = json.dumps({**group.template, "input": group.inputs}).encode()
         try:
-            async with group.session.post(group.url, data=body, headers=group.headers) as up:
+            async with group.client.request("POST", group.url, body, group.headers) as up:
                 payload = await up.read()
                 reply = Reply(up.status, _plain(up.headers), payload)
-        except (ClientError, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             for _, _, future in group.members:
                 if not future.done():
                     future.set_exception(exc)
@@ -112,15 +111,16 @@ class EmbeddingBatcher:
                 future.set_result(_slice(reply, group.inputs, start, count))
 
 
-def _group_key(url: str, headers: Mapping[str, str], template: Json) -> str:
+def _group_key(url: str, headers: list[tuple[str, str]], template: Json) -> str:
+    given = {name.lower(): value for name, value in headers}
     h = hashlib.sha256(url.encode())
     for name in CREDENTIALS:
-        h.update(b"\0" + headers.get(name, "").encode())
+        h.update(b"\0" + given.get(name, "").encode())
     h.update(json.dumps(template, sort_keys=True).encode())
     return h.hexdigest()
 
 
-def _plain(headers: Mapping[str, str]) -> CIMultiDict[str]:
+def _plain(headers: CIMultiDict[str]) -> CIMultiDict[str]:
     skip = {"content-length", "content-encoding", "transfer-encoding", "connection"}
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in skip)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from typing import Any
@@ -16,7 +17,7 @@ from llmcache import serving
 from llmcache.policy import CachePolicySpec, load_spec
 
 from . import policy_source
-from .app import RUNTIME, SESSION, create_admin_app, create_app
+from .app import RUNTIME, create_admin_app, create_app
 from .runtime import Settings
 
 log = logging.getLogger("llmcache.sidecar")
@@ -92,6 +93,10 @@ async def serve(settings: Settings, spec: CachePolicySpec) -> None:
         admin = create_admin_app(app[RUNTIME])
         runners.append(await serving.start(admin, settings.admin_listen))
     tasks = _background(app, settings)
+    # Everything allocated so far lives as long as the process: keep it out of the garbage
+    # collector's full passes, whose pauses otherwise grow with it (43 ms seen at 100k objects).
+    gc.collect()
+    gc.freeze()
     try:
         await serving.until_stopped()
     finally:
@@ -105,14 +110,12 @@ async def serve(settings: Settings, spec: CachePolicySpec) -> None:
 
 
 def _background(app: web.Application, settings: Settings) -> list[asyncio.Task[None]]:
-    rt, session = app[RUNTIME], app[SESSION]
+    rt = app[RUNTIME]
     coros = []
     if settings.policy_file:
         coros.append(policy_source.watch_file(rt, settings.policy_file))
     if settings.policy_url:
-        coros.append(policy_source.watch_url(rt, settings.policy_url, session))
+        coros.append(policy_source.watch_url(rt, settings.policy_url))
     if settings.stats_url:
-        coros.append(
-            policy_source.push_stats(rt, settings.stats_url, session, settings.stats_interval)
-        )
+        coros.append(policy_source.push_stats(rt, settings.stats_url, settings.stats_interval))
     return [asyncio.create_task(c) for c in coros]

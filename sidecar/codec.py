@@ -9,9 +9,10 @@ under our prefix) treats it as a miss instead of serving garbage.
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
+
+import orjson
 
 from .layers import Entry
 from .providers.base import Usage
@@ -29,15 +30,14 @@ class CorruptValue(ValueError):
 
 def encode(entry: Entry) -> bytes:
     u = entry.usage or Usage()
-    meta = json.dumps(
+    meta = orjson.dumps(
         {
             "m": entry.model,
             "c": entry.created,
             "t": list(entry.tags),
             "u": [u.input, u.output, u.cache_read, u.cache_write],
-        },
-        separators=(",", ":"),
-    ).encode()
+        }
+    )
     body, flags = entry.encoded(), 0
     if len(body) >= COMPRESS_FROM:
         body, flags = _deflate(body), COMPRESSED
@@ -61,7 +61,7 @@ def decode(raw: bytes) -> Entry:
         raise CorruptValue("unknown magic or format version")
     start = _HEAD.size
     try:
-        meta = json.loads(raw[start : start + size])
+        meta = orjson.loads(raw[start : start + size])
         body = raw[start + size :]
         if flags & COMPRESSED:
             body = zlib.decompress(body, -15)

@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from llmcache.policy import Sharing
 
 KEY_VERSION = b"llmcache-key-v1"
@@ -19,8 +21,14 @@ CREDENTIAL_HEADERS = ("x-api-key", "authorization", "api-key")
 
 
 def canonical(material: Any) -> bytes:
-    """Deterministic JSON: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Deterministic JSON: sorted keys, no whitespace, UTF-8 (orjson's rendering; the
+    standard library's for what orjson refuses: integers beyond 64 bits, lone surrogates)."""
+    try:
+        return orjson.dumps(material, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(
+            material, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
 
 
 def cache_key(route: str, partition: str, material: Any) -> str:

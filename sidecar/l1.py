@@ -34,6 +34,9 @@ class L1:
         self.sliding = sliding
         self.bytes = 0
         self._metrics = metrics
+        # Read at scrape time: setting two gauges on every store would cost more than the store.
+        metrics.l1_entries.set_function(lambda: len(self._slots))
+        metrics.l1_bytes.set_function(lambda: self.bytes)
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -74,7 +77,7 @@ class L1:
         self._slots[key] = _Slot(entry, time.monotonic() + ttl, ttl, size)
         self.bytes += size
         self._evict()
-        self._metrics.child(self._metrics.stores, "l1").inc()
+        self._metrics.add(self._metrics.stores, ("l1",))
 
     async def invalidate(self, selector: Selector) -> int:
         doomed = [
@@ -83,7 +86,6 @@ class L1:
         ]  # fmt: skip
         for key in doomed:
             self._drop(key, self._slots[key])
-        self._gauge()
         return len(doomed)
 
     async def close(self) -> None:
@@ -95,12 +97,7 @@ class L1:
             _, slot = self._slots.popitem(last=False)
             self.bytes -= slot.size
             self._metrics.l1_evictions.inc()
-        self._gauge()
 
     def _drop(self, key: str, slot: _Slot) -> None:
         del self._slots[key]
         self.bytes -= slot.size
-
-    def _gauge(self) -> None:
-        self._metrics.l1_entries.set(len(self._slots))
-        self._metrics.l1_bytes.set(self.bytes)

@@ -4,9 +4,10 @@ in order without knowing what is behind each."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from .providers.base import Usage
 
@@ -58,7 +59,7 @@ class Entry:
     @property
     def response(self) -> Json:
         if self._response is None:
-            self._response = json.loads(self.encoded())
+            self._response = orjson.loads(self.encoded())
         return self._response
 
     @property
@@ -71,7 +72,7 @@ class Entry:
 
     def encoded(self) -> bytes:
         if self._body is None:
-            self._body = json.dumps(self._response, separators=(",", ":")).encode()
+            self._body = orjson.dumps(self._response)
         return self._body
 
 

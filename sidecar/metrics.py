@@ -77,12 +77,12 @@ class Metrics:
             LATENCY_BUCKETS,
             r,
         )
-        self.upstream_duration = Histogram(
+        self.upstream_duration = LoopHistogram(
             "llmcache_upstream_duration_seconds",
             "Upstream call time to the end of the response, by route and status class.",
             ["route", "status_class"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            r,
         )
         self.lookup_duration = LoopHistogram(
             "llmcache_lookup_duration_seconds",

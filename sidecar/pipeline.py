@@ -22,13 +22,15 @@ import time
 from fnmatch import fnmatchcase
 from typing import Any
 
-from aiohttp import ClientError, ClientSession, web
+import orjson
+from aiohttp import web
 
 from llmcache.policy import CachePolicySpec
 from llmcache.prices import cost_usd, price_for
 
 from . import keys
 from .batching import EmbeddingBatcher
+from .http_client import Client, Response
 from .layers import CacheRequest, Entry, Hit
 from .providers.base import Json, Provider, Usage
 from .providers.sse import SSEParser
@@ -41,6 +43,7 @@ SSE_HEADERS = (("content-type", "text/event-stream"), ("cache-control", "no-cach
 TAG_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
 MAX_TAGS = 16
 MAX_TTL = 31 * 86_400
+STATUS_CLASS = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx")
 PER_REQUEST_HEADERS = ("cache-control", "x-llmcache-ttl", "x-llmcache-tags")
 _JSON = {"content-type": "application/json"}
 _JSON_HIT_HEADERS = {
@@ -56,7 +59,7 @@ class BadRequest(Exception):
 
 
 async def handle(
-    request: web.Request, rt: Runtime, session: ClientSession, provider: Provider, family: str
+    request: web.Request, rt: Runtime, client: Client, provider: Provider, family: str
 ) -> web.StreamResponse:
     started = time.perf_counter()
     policy = rt.policy
@@ -89,7 +92,7 @@ async def handle(
     if isinstance(req, str):  # a bypass reason
         rt.stats.bypasses += 1
         rt.metrics.child(rt.metrics.bypasses, provider.name, req).inc()
-        resp = await forward(request, rt, session, family, raw, "bypass", provider, body)
+        resp = await forward(request, rt, client, family, raw, "bypass", provider, body)
         _observe(rt, provider.name, "bypass", "none", started)
         return resp
     if seen_key is not None:
@@ -127,7 +130,7 @@ async def handle(
         rt.inflight[req.key] = own
     entry: Entry | None = None
     try:
-        resp, entry = await call_upstream(request, rt, session, provider, family, req, raw)
+        resp, entry = await call_upstream(request, rt, client, provider, family, req, raw)
     finally:
         if own is not None:
             rt.inflight.pop(req.key, None)
@@ -156,7 +159,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 def parse_json(raw: bytes) -> Json:
     try:
-        body = json.loads(raw)
+        body = json.loads(raw)  # not orjson: it reads integers beyond 64 bits as floats
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(
             400, "invalid_request_error", f"request body is not valid JSON: {exc}"
@@ -322,7 +325,7 @@ def _count_hit(rt: Runtime, provider: Provider, hit: Hit) -> None:
 async def call_upstream(
     request: web.Request,
     rt: Runtime,
-    session: ClientSession,
+    client: Client,
     provider: Provider,
     family: str,
     req: CacheRequest,
@@ -343,23 +346,21 @@ async def call_upstream(
     try:
         if inputs is not None:
             reply = await rt.batcher.call(
-                session, url, headers, req.body, inputs, batching.window_ms, batching.max_size
+                client, url, headers, req.body, inputs, batching.window_ms, batching.max_size
             )
             status, payload = reply.status, reply.payload
             resp = web.Response(status=status, body=payload, headers=reply.headers)
             resp.headers["x-llmcache"] = "miss"
             response = _json_object(payload) if status == 200 else None
         else:
-            async with session.request(request.method, url, data=data, headers=headers) as up:
+            async with client.request(request.method, url, data, headers) as up:
                 status = up.status
                 resp, response, payload = await _exchange(request, rt, up, provider, req)
-    except (ClientError, OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         rt.stats.errors += 1
         return api_error(family, 502, "api_error", f"upstream unreachable: {exc}"), None
     elapsed = time.perf_counter() - t0
-    rt.metrics.child(rt.metrics.upstream_duration, provider.name, f"{status // 100}xx").observe(
-        elapsed
-    )
+    rt.metrics.upstream_duration.observe((provider.name, STATUS_CLASS[status // 100]), elapsed)
     if response is None:
         return resp, None
     usage = _usage(provider, response)
@@ -369,8 +370,10 @@ async def call_upstream(
         rt.metrics.child(rt.metrics.bypasses, provider.name, f"unstorable_{reason}").inc()
         return resp, None
     entry = Entry(
-        response=response,
-        body=payload,  # stored and served as the upstream sent it
+        # Stored and served as the upstream sent it; an assembled stream as compact JSON.
+        # Only the bytes are kept: parsed objects would make every garbage-collector pass
+        # walk the whole cache (the object comes back, parsed, when a replay needs it).
+        body=payload if payload is not None else orjson.dumps(response),
         model=req.model,
         created=time.time(),
         tags=req.tags,
@@ -383,7 +386,7 @@ async def call_upstream(
 
 
 async def _exchange(
-    request: web.Request, rt: Runtime, up: Any, provider: Provider, req: CacheRequest
+    request: web.Request, rt: Runtime, up: Response, provider: Provider, req: CacheRequest
 ) -> tuple[web.StreamResponse, Json | None, bytes | None]:
     """The client's response and, for a success, the complete response object (and its
     bytes, when the upstream sent it whole)."""
@@ -393,7 +396,7 @@ async def _exchange(
         resp, response = await _relay_stream(request, rt, up, provider, req, extra)
         return resp, response, None
     payload = await up.read()
-    rt.metrics.child(rt.metrics.response_bytes, provider.name, "miss").inc(len(payload))
+    rt.metrics.add(rt.metrics.response_bytes, (provider.name, "miss"), len(payload))
     resp = web.Response(status=up.status, body=payload, headers=response_headers(up, extra))
     response = _json_object(payload) if ok else None
     return resp, response, payload if response is not None else None
@@ -402,7 +405,7 @@ async def _exchange(
 async def _relay_stream(
     request: web.Request,
     rt: Runtime,
-    up: Any,
+    up: Response,
     provider: Provider,
     req: CacheRequest,
     extra: tuple[tuple[str, str], ...],
@@ -414,13 +417,13 @@ async def _relay_stream(
     assembler = provider.assembler(req.body)
     sent = 0
     try:
-        async for chunk in up.content.iter_any():
+        async for chunk in up.iter_chunks():
             out = [raw for event, data, raw in parser.feed(chunk) if assembler.feed(event, data)]
             if out:
                 block = b"".join(out)
                 await resp.write(block)
                 sent += len(block)
-    except (ClientError, OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         # Cut the client's connection too: ending the stream cleanly would make a
         # truncated answer look complete.
         log.info("upstream stream interrupted: %s", exc)
@@ -440,7 +443,7 @@ async def _relay_stream(
 async def forward(
     request: web.Request,
     rt: Runtime,
-    session: ClientSession,
+    client: Client,
     family: str,
     raw: bytes | None,
     label: str,
@@ -452,20 +455,18 @@ async def forward(
         raw = await request.read()
     url = rt.upstream(family) + _tail(request, family)
     try:
-        async with session.request(
-            request.method, url, data=raw or None, headers=request_headers(request.headers)
-        ) as up:
+        async with client.request(request.method, url, raw, request_headers(request.headers)) as up:
             resp = web.StreamResponse(
                 status=up.status, headers=response_headers(up, (("x-llmcache", label),))
             )
             await resp.prepare(request)
             payload = bytearray() if provider is not None and up.status == 200 else None
-            async for chunk in up.content.iter_any():
+            async for chunk in up.iter_chunks():
                 await resp.write(chunk)
                 if payload is not None and up.content_type == "application/json":
                     payload += chunk
             await resp.write_eof()
-    except (ClientError, OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         return api_error(family, 502, "api_error", f"upstream unreachable: {exc}")
     if provider is not None and payload:
         response = _json_object(bytes(payload))
@@ -545,7 +546,7 @@ def _tail(request: web.Request, family: str) -> str:
 
 def _json_object(payload: bytes) -> Json | None:
     try:
-        doc = json.loads(payload)
+        doc = orjson.loads(payload)
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None

@@ -45,7 +45,12 @@ async def watch_file(rt: Runtime, path: str) -> None:
         await _apply(rt, spec, rt.generation)
 
 
-async def watch_url(rt: Runtime, url: str, session: aiohttp.ClientSession) -> None:
+async def watch_url(rt: Runtime, url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        await _watch_url(rt, url, session)
+
+
+async def _watch_url(rt: Runtime, url: str, session: aiohttp.ClientSession) -> None:
     etag: str | None = None
     pause = RETRY_MIN
     timeout = aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 15)
@@ -74,7 +79,12 @@ async def watch_url(rt: Runtime, url: str, session: aiohttp.ClientSession) -> No
         await _apply(rt, spec, generation)
 
 
-async def push_stats(
+async def push_stats(rt: Runtime, url: str, interval: float) -> None:
+    async with aiohttp.ClientSession() as session:
+        await _push_stats(rt, url, session, interval)
+
+
+async def _push_stats(
     rt: Runtime, url: str, session: aiohttp.ClientSession, interval: float
 ) -> None:
     pod = rt.settings.pod_name or os.uname().nodename

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
-from aiohttp import ClientResponse, ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import web
 from multidict import CIMultiDict
+
+from .http_client import Client, Response
 
 HOP_BY_HOP = frozenset(
     {
@@ -22,30 +24,21 @@ HOP_BY_HOP = frozenset(
 # Headers of ours that must not leak upstream.
 OWN_REQUEST_HEADERS = frozenset({"x-llmcache-ttl", "x-llmcache-tags"})
 
-UPSTREAM_TIMEOUT = ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=900)
+
+def new_client() -> Client:
+    """Connect within 10 s; a streamed answer may pause for up to 15 minutes."""
+    return Client(connect_timeout=10, read_timeout=900)
 
 
-def new_session() -> ClientSession:
-    return ClientSession(
-        timeout=UPSTREAM_TIMEOUT,
-        connector=TCPConnector(limit=0, ttl_dns_cache=300),
-        auto_decompress=True,
-        skip_auto_headers=("User-Agent",),
-    )
+def request_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    return [
+        (name, value)
+        for name, value in headers.items()
+        if (lower := name.lower()) not in HOP_BY_HOP and lower not in OWN_REQUEST_HEADERS
+    ]
 
 
-def request_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower not in HOP_BY_HOP and lower not in OWN_REQUEST_HEADERS:
-            out.add(name, value)
-    return out
-
-
-def response_headers(
-    upstream: ClientResponse, extra: Iterable[tuple[str, str]]
-) -> CIMultiDict[str]:
+def response_headers(upstream: Response, extra: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.headers.items():
         if name.lower() not in HOP_BY_HOP:

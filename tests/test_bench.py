@@ -53,7 +53,9 @@ def test_latency_bench_smoke(tmp_path: Path) -> None:
     for name in (
         "bare aiohttp",
         "minimal aiohttp proxy -> sim",
+        "minimal proxy + redis-py GET/SET",
         "sidecar miss",
+        "sidecar miss, memory only",
         "sidecar L1 hit",
         "sidecar L2 hit",
         "redis GET: redis-py, 1 connection",
@@ -66,7 +68,9 @@ def test_latency_bench_smoke(tmp_path: Path) -> None:
     assert l1["requests"] > 0 and l1["l1"] == l1["requests"]
     assert l2["requests"] > 0 and l2["l2"] == l2["requests"]
     assert miss["requests"] > 0 and miss["misses"] == miss["requests"]
-    assert set(doc["verdicts"]) == {"sidecar L1 hit", "sidecar L2 hit", "sidecar miss"}
+    assert set(doc["verdicts"]) == {
+        "sidecar L1 hit", "sidecar L2 hit", "sidecar miss", "sidecar miss, memory only"
+    }  # fmt: skip
     assert "sidecar L1 hit" in stdout
 
 

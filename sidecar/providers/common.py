@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from .base import Json
 
 #: A replayed text is cut into at most this many deltas, none shorter than MIN_DELTA chars:
@@ -19,7 +21,7 @@ dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 def loads_object(data: str) -> Json | None:
     """The JSON object in an event's data, or None when it is not one."""
     try:
-        doc = json.loads(data)
+        doc = orjson.loads(data)
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None

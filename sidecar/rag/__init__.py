@@ -7,11 +7,12 @@ import json
 import time
 from typing import Any
 
-from aiohttp import ClientError, ClientSession, web
+from aiohttp import web
 
 from llmcache.policy import RagUpstream
 
 from .. import keys
+from ..http_client import Client
 from ..layers import Entry
 from ..runtime import Runtime
 from ..upstream import request_headers
@@ -25,13 +26,13 @@ _DROP = frozenset({"content-length", "transfer-encoding", "connection", "date", 
 
 
 def add_routes(
-    app: web.Application, runtime_key: web.AppKey[Runtime], session_key: web.AppKey[ClientSession]
+    app: web.Application, runtime_key: web.AppKey[Runtime], client_key: web.AppKey[Client]
 ) -> None:
     """Mount ``/rag/{name}/{tail}`` on the sidecar app."""
     app[_STATE] = {}
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        return await _handle(request, request.app[runtime_key], request.app[session_key])
+        return await _handle(request, request.app[runtime_key], request.app[client_key])
 
     async def cleanup(app: web.Application) -> None:
         cache = app[_STATE].pop("cache", None)
@@ -65,7 +66,7 @@ def _json(status: int, message: str) -> web.Response:
     )
 
 
-async def _handle(request: web.Request, rt: Runtime, session: ClientSession) -> web.StreamResponse:
+async def _handle(request: web.Request, rt: Runtime, client: Client) -> web.StreamResponse:
     started = time.perf_counter()
     policy = rt.policy
     name = request.match_info["name"]
@@ -91,7 +92,7 @@ async def _handle(request: web.Request, rt: Runtime, session: ClientSession) -> 
     control = request.headers.get("cache-control", "").lower()
 
     if not isinstance(what, Query) or "no-store" in control:
-        resp = await _forward(request, session, url, raw, "bypass")
+        resp = await _forward(request, client, url, raw, "bypass")
         if isinstance(what, Write):  # after the store answered: see cache.py
             await cache.bump(name, what.collection)
         rt.stats.bypasses += 1
@@ -104,7 +105,7 @@ async def _handle(request: web.Request, rt: Runtime, session: ClientSession) -> 
     tenant = keys.partition(policy.sharing, request.headers, rt.settings.namespace or "")
     gen = await cache.generation(name, what.collection)
     if gen is None:  # Redis cannot tell whether a write happened: do not serve or store
-        resp = await _forward(request, session, url, raw, "bypass")
+        resp = await _forward(request, client, url, raw, "bypass")
         rt.stats.bypasses += 1
         _observe(rt, "bypass", "none", started)
         return resp
@@ -125,7 +126,7 @@ async def _handle(request: web.Request, rt: Runtime, session: ClientSession) -> 
             )
 
     rt.stats.misses += 1
-    resp, payload = await _call(request, session, url, raw)
+    resp, payload = await _call(request, client, url, raw)
     if payload is not None:
         ttl = _ttl(request.headers.get("x-llmcache-ttl"), policy.rag.ttl_seconds)
         entry = Entry(body=payload, model=what.collection, created=time.time())
@@ -148,13 +149,11 @@ def _observe(rt: Runtime, result: str, layer: str, started: float) -> None:
 
 
 async def _call(
-    request: web.Request, session: ClientSession, url: str, raw: bytes
+    request: web.Request, client: Client, url: str, raw: bytes
 ) -> tuple[web.Response, bytes | None]:
     """Forward; also return the body when it is a storable success (a JSON object)."""
     try:
-        async with session.request(
-            request.method, url, data=raw or None, headers=request_headers(request.headers)
-        ) as up:
+        async with client.request(request.method, url, raw, request_headers(request.headers)) as up:
             payload = await up.read()
             headers = {k: v for k, v in up.headers.items() if k.lower() not in _DROP}
             headers["x-llmcache"] = "miss"
@@ -166,13 +165,13 @@ async def _call(
                 except ValueError:
                     storable = None
             return resp, storable
-    except (ClientError, OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         return _json(502, f"vector store unreachable: {exc}"), None
 
 
 async def _forward(
-    request: web.Request, session: ClientSession, url: str, raw: bytes, label: str
+    request: web.Request, client: Client, url: str, raw: bytes, label: str
 ) -> web.Response:
-    resp, _ = await _call(request, session, url, raw)
+    resp, _ = await _call(request, client, url, raw)
     resp.headers["x-llmcache"] = label
     return resp
