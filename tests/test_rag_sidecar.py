@@ -20,7 +20,9 @@ DIM = 16
 
 @pytest.fixture
 def store() -> Iterator[Proc]:
-    proc = Proc([sys.executable, "-m", "tests.rag_store_sim", "--listen", "127.0.0.1:0"])
+    proc = Proc(
+        [sys.executable, "-m", "llmcache.upstream_sim.vectorstore", "--listen", "127.0.0.1:0"]
+    )
     yield proc
     proc.stop()
 

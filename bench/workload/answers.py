@@ -41,6 +41,8 @@ def parse(route: str, content_type: str, payload: bytes) -> Answer:
         return _chat(doc)
     if route == "openai.embeddings":
         return _embeddings(doc)
+    if route == "rag.query":
+        return _rag(doc)
     raise ValueError(f"unknown route {route}")
 
 
@@ -169,3 +171,10 @@ def _embeddings(doc: dict[str, Any]) -> Answer:
         digest.update(json.dumps([round(float(x), 5) for x in vector]).encode())
     u = doc.get("usage") or {}
     return Answer(digest.hexdigest(), "embedding", int(u.get("prompt_tokens", 0)), 0)
+
+
+def _rag(doc: dict[str, Any]) -> Answer:
+    """A Qdrant query's answer: the documents found, in order (scores differ slightly for a
+    near query vector, and a similarity hit replays the stored ones)."""
+    ids = [point["id"] for point in doc["result"]["points"]]
+    return Answer(json.dumps(ids), "points", 0, 0)

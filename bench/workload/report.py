@@ -38,7 +38,8 @@ def table(summaries: list[dict[str, Any]]) -> str:
     missing = [s for s in summaries if not s.get("available")]
     rows: list[tuple[str, Any]] = [
         ("requests", lambda s: f"{s['requests']}"),
-        ("upstream calls", lambda s: f"{s['upstream_calls']}"),
+        ("upstream LLM calls", lambda s: f"{s['upstream_calls']}"),
+        ("vector-store queries", lambda s: f"{s.get('vector_store_queries', 0)}"),
         ("hit rate (combined)", lambda s: f"{s['hit_rate']:.1%}"),
         ("hit rate by layer", _fmt_layers),
         ("tokens spent", lambda s: f"{s['tokens_spent']:,}"),

@@ -1,7 +1,8 @@
 """Replay one trace several ways against real processes and judge every answer.
 
-Modes: ``direct`` (to the simulated upstream, no cache), ``exact`` (sidecar, L1 + Redis L2,
-no coalescing), ``all`` (exact + semantic + coalescing of identical in-flight requests),
+Modes: ``direct`` (to the simulated upstream and vector store, no cache), ``exact``
+(sidecar, L1 + Redis L2 and RAG answers for identical query vectors only, no coalescing),
+``all`` (exact + semantic + RAG similarity + coalescing of identical in-flight requests),
 ``batch`` (``all`` with ``batching.mode: batch``). Each mode gets a fresh sidecar and an
 empty Redis; the upstream's counters are reset between modes.
 
@@ -28,7 +29,7 @@ from llmcache.prices import cost_usd, price_for
 
 from ..procs import Proc, RedisProc, llmcache
 from .answers import Answer, parse
-from .trace import ROUTES, Req, Trace
+from .trace import ROUTES, Req, Trace, rag_points
 
 API_KEY_ANTHROPIC = "sk-ant-bench-workload-0000"
 API_KEY_OPENAI = "sk-bench-workload-0000"
@@ -36,6 +37,8 @@ ZERO_LATENCY = {"x-sim-ttft-ms": "0", "x-sim-ms-per-token": "0"}
 
 
 def headers_for(route: str) -> dict[str, str]:
+    if route.startswith("rag"):
+        return {"content-type": "application/json", "api-key": "qdrant-bench-0000"}
     if route.startswith("anthropic"):
         return {
             "content-type": "application/json",
@@ -77,6 +80,7 @@ class ModeResult:
     outcomes: list[Outcome] = field(default_factory=list)
     wall_s: float = 0.0
     upstream_calls: int = 0
+    store_queries: int = 0
     sidecar_stats: dict[str, Any] = field(default_factory=dict)
     semantic_metrics: dict[str, float] = field(default_factory=dict)
 
@@ -90,6 +94,8 @@ class Oracle:
     by_group: dict[tuple[str, str, int], set[str]] = field(default_factory=dict)
 
     def cost(self, req: Req) -> tuple[float, int]:
+        if req.route.startswith("rag"):
+            return 0.0, 0  # priced per query by nobody here; saves time, not tokens
         a = self.answers[req.key()]
         usd = cost_usd(
             price_for(req.model),
@@ -110,7 +116,7 @@ class Oracle:
         return "wrong"
 
 
-async def build_oracle(trace: Trace, upstream: str, concurrency: int = 16) -> Oracle:
+async def build_oracle(trace: Trace, upstream: str, store: str, concurrency: int = 16) -> Oracle:
     oracle = Oracle()
     unique: dict[str, Req] = {}
     for req in trace.all_requests():
@@ -122,7 +128,7 @@ async def build_oracle(trace: Trace, upstream: str, concurrency: int = 16) -> Or
             async with (
                 sem,
                 session.post(
-                    upstream + ROUTES[req.route][1],
+                    (store if req.route.startswith("rag") else upstream) + ROUTES[req.route][1],
                     json=req.body,
                     headers={**headers_for(req.route), **ZERO_LATENCY},
                 ) as resp,
@@ -145,7 +151,7 @@ async def build_oracle(trace: Trace, upstream: str, concurrency: int = 16) -> Or
 
 
 async def replay(
-    trace: Trace, base: str, direct: bool, oracle: Oracle
+    trace: Trace, base: str, store: str, direct: bool, oracle: Oracle
 ) -> tuple[list[Outcome], float]:
     outcomes: list[Outcome] = []
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
@@ -154,12 +160,13 @@ async def replay(
 
         async def one(agent: str, step: int, req: Req) -> None:
             path = ROUTES[req.route][1 if direct else 0]
+            url = (store if direct and req.route.startswith("rag") else base) + path
             usd, tokens = oracle.cost(req)
             t0 = time.perf_counter()
             status, cache, layer, verdict, detail = 0, "none", "", "error", ""
             try:
                 async with session.post(
-                    base + path, data=json.dumps(req.body), headers=headers_for(req.route)
+                    url, data=json.dumps(req.body), headers=headers_for(req.route)
                 ) as resp:
                     payload = await resp.read()
                     status = resp.status
@@ -247,14 +254,44 @@ def semantic_available() -> tuple[bool, str]:
 def default_modes(semantic_policy: dict[str, Any] | None) -> list[Mode]:
     ok, reason = semantic_available()
     semantic = {"semantic": semantic_policy or {"enabled": True}} if ok else {}
-    label = "exact+semantic+coalesce" if ok else "exact+coalesce (semantic unavailable)"
+    label = "exact+semantic+rag+coalesce" if ok else "exact+rag+coalesce (semantic unavailable)"
+    exact_rag = {"rag": {"threshold": 1.0}}  # identical query vectors only
     return [
         Mode("direct", "no cache (direct)", None),
-        Mode("exact", "exact L1+L2", {"batching": {"mode": "off"}}),
+        Mode("exact", "exact L1+L2", {**exact_rag, "batching": {"mode": "off"}}),
         Mode("all", label, {**semantic, "batching": {"mode": "coalesce"}}, reason=reason),
         Mode("batch", label.replace("coalesce", "batch"),
              {**semantic, "batching": {"mode": "batch"}}, reason=reason),
     ]  # fmt: skip
+
+
+def _start_store(trace: Trace, query_ms: float) -> Proc:
+    """The vector store, with the trace's collection loaded."""
+    import sys
+    import urllib.request
+
+    store = Proc([sys.executable, "-m", "llmcache.upstream_sim.vectorstore",
+                  "--listen", "127.0.0.1:0", "--query-ms", str(query_ms)])  # fmt: skip
+    points = rag_points(trace.config.seed)
+    calls: list[tuple[str, str, dict[str, Any]]] = [
+        ("PUT", "/collections/docs", {"vectors": {"size": 384, "distance": "Cosine"}})
+    ]
+    for i in range(0, len(points), 200):  # in batches, as clients upload
+        calls.append(("PUT", "/collections/docs/points", {"points": points[i : i + 200]}))
+    for method, path, doc in calls:
+        req = urllib.request.Request(
+            store.url + path, data=json.dumps(doc).encode(), method=method,
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=60):
+            pass
+    return store
+
+
+def _with_rag(policy: dict[str, Any], store: str) -> dict[str, Any]:
+    rag = {**policy.get("rag", {}), "enabled": True,
+           "upstreams": [{"name": "kb", "kind": "qdrant", "url": store}]}  # fmt: skip
+    return {**policy, "rag": rag}
 
 
 async def run_modes(
@@ -262,13 +299,15 @@ async def run_modes(
     modes: list[Mode],
     sim_args: list[str],
     log: Any = print,
+    rag_query_ms: float = 40.0,
 ) -> tuple[list[ModeResult], Oracle]:
     results: list[ModeResult] = []
     redis = RedisProc()
     upstream = llmcache("upstream-sim", "--listen", "127.0.0.1:0", *sim_args)
+    store = _start_store(trace, rag_query_ms)
     try:
         log(f"  oracle: {len({r.key() for r in trace.all_requests()})} distinct requests ...")
-        oracle = await build_oracle(trace, upstream.url)
+        oracle = await build_oracle(trace, upstream.url, store.url)
         for mode in modes:
             if not mode.available:
                 results.append(ModeResult(mode))
@@ -279,7 +318,7 @@ async def run_modes(
             base = upstream.url
             if mode.policy is not None:
                 with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-                    json.dump(mode.policy, f)
+                    json.dump(_with_rag(mode.policy, store.url), f)
                 sidecar = llmcache(
                     "sidecar", "--listen", "127.0.0.1:0", "--anthropic-upstream", upstream.url,
                     "--openai-upstream", upstream.url, "--redis-url", redis.url,
@@ -288,10 +327,13 @@ async def run_modes(
                 base = sidecar.url
                 _wait_ready(base)
             log(f"  replaying: {mode.title} ...")
+            queries_before = int(_get_json(store.url + "/_sim/stats")["queries"])
             try:
-                outcomes, wall = await replay(trace, base, mode.policy is None, oracle)
+                outcomes, wall = await replay(trace, base, store.url, mode.policy is None, oracle)
                 result = ModeResult(mode, outcomes, wall)
                 result.upstream_calls = int(_get_json(upstream.url + "/_sim/stats")["total"])
+                queries = int(_get_json(store.url + "/_sim/stats")["queries"])
+                result.store_queries = queries - queries_before
                 if sidecar is not None:
                     result.sidecar_stats = _get_json(sidecar.url + "/stats")
                     result.semantic_metrics = _semantic_metrics(sidecar.url)
@@ -303,6 +345,7 @@ async def run_modes(
                 f"{result.upstream_calls} upstream calls")  # fmt: skip
     finally:
         upstream.stop()
+        store.stop()
         redis.stop()
     return results, oracle
 
@@ -338,6 +381,7 @@ def summarise(result: ModeResult, baseline: ModeResult | None) -> dict[str, Any]
         "note": result.mode.reason,
         "requests": n,
         "upstream_calls": result.upstream_calls,
+        "vector_store_queries": result.store_queries,
         "hits": len(hits),
         "hit_rate": len(hits) / n if n else 0.0,
         "layer_hit_rate": {k: v / n for k, v in sorted(layers.items())},

@@ -1,7 +1,10 @@
 """A seeded, reproducible multi-agent trace of LLM traffic.
 
-Agents (two per role, plus a retrieval agent issuing embeddings) each walk a sequence of
-steps. A step asks about one task chosen with a Zipf-like popularity over the paraphrase
+Agents (four per role, plus a retrieval agent) each walk a sequence of steps. The retrieval
+agent embeds a question, then queries a Qdrant collection with a vector for that question:
+the same vector for the same wording, a vector within cosine ~0.99 of it for a paraphrase
+(as one embedding model places two wordings of one question), far from it for another one.
+A step asks about one task chosen with a Zipf-like popularity over the paraphrase
 groups (mostly its canonical wording, sometimes a paraphrase), or a fresh prompt that never
 repeats. Some steps are bursts: the same request sent several times at once (fan-out).
 Every request is streaming or not, Anthropic or OpenAI, as its agent's role says.
@@ -19,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .prompts import (
     FRESH_ERRORS,
     FRESH_MODULES,
@@ -34,8 +39,15 @@ ROUTES = {
     "anthropic.messages": ("/anthropic/v1/messages", "/v1/messages"),
     "openai.chat": ("/openai/v1/chat/completions", "/v1/chat/completions"),
     "openai.embeddings": ("/openai/v1/embeddings", "/v1/embeddings"),
+    # a vector store (Qdrant's REST API) behind the sidecar's /rag/<name>/ route
+    "rag.query": ("/rag/kb/collections/docs/points/query", "/collections/docs/points/query"),
 }
 EMBED_MODEL = "text-embedding-3-small"
+RAG_DIM = 384
+RAG_DOCS_PER_GROUP = 8
+RAG_DISTRACTORS = 1000
+RAG_LIMIT = 5
+PARAPHRASE_NOISE = 0.14  # a paraphrase's query vector sits at cosine 1/sqrt(1 + 0.14^2) ~ 0.99
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,7 @@ class Req:
 
     @property
     def model(self) -> str:
-        return str(self.body["model"])
+        return str(self.body.get("model", ""))
 
     def key(self) -> str:
         """The request's identity for the oracle: its exact body."""
@@ -162,6 +174,9 @@ def generate(config: TraceConfig) -> Trace:
             if role == "retrieval":
                 body: dict[str, Any] = {"model": EMBED_MODEL, "input": text}
                 steps.append(Step([Req("openai.embeddings", body, role, group, variant)]))
+                query = {"query": rag_query_vector(config.seed, group, variant),
+                         "limit": RAG_LIMIT, "with_payload": True}  # fmt: skip
+                steps.append(Step([Req("rag.query", query, role, group, variant)]))
                 continue
             if arng.random() < config.fresh_share:
                 fresh_counter += 1
@@ -175,6 +190,47 @@ def generate(config: TraceConfig) -> Trace:
         trace.agents[name] = steps
     _label(trace)
     return trace
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    result: np.ndarray = v / np.linalg.norm(v)
+    return result
+
+
+def _topic(seed: int, group: int) -> np.ndarray:
+    return _unit(np.random.default_rng([seed, group]).standard_normal(RAG_DIM))
+
+
+def rag_query_vector(seed: int, group: int, variant: int) -> list[float]:
+    base = _topic(seed, group)
+    if variant > 0:
+        noise = np.random.default_rng([seed, group, variant]).standard_normal(RAG_DIM)
+        noise = _unit(noise - (noise @ base) * base)
+        base = _unit(base + PARAPHRASE_NOISE * noise)
+    return [round(float(x), 6) for x in base]
+
+
+def rag_points(seed: int) -> list[dict[str, Any]]:
+    """The collection: for each task, documents at cosine 0.95, 0.90, ... 0.60 from its
+    question (so the top results are the same for every wording of it), plus unrelated
+    documents."""
+    points: list[dict[str, Any]] = []
+    for group in range(len(GROUPS)):
+        base = _topic(seed, group)
+        rng = np.random.default_rng([seed, group, 1_000])
+        for j in range(RAG_DOCS_PER_GROUP):
+            a = 0.95 - 0.05 * j
+            noise = rng.standard_normal(RAG_DIM)
+            noise = _unit(noise - (noise @ base) * base)
+            vector = a * base + np.sqrt(1 - a * a) * noise
+            points.append({"id": len(points) + 1, "vector": [round(float(x), 6) for x in vector],
+                           "payload": {"task": group, "rank": j}})  # fmt: skip
+    rng = np.random.default_rng([seed, 2_000])
+    for _ in range(RAG_DISTRACTORS):
+        vector = _unit(rng.standard_normal(RAG_DIM))
+        points.append({"id": len(points) + 1, "vector": [round(float(x), 6) for x in vector],
+                       "payload": {"task": -1}})  # fmt: skip
+    return points
 
 
 def _label(trace: Trace) -> None:

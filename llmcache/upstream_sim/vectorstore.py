@@ -1,10 +1,12 @@
 """A small local server of Qdrant's and Chroma's query and write REST endpoints, for the RAG
-cache tests (Qdrant has no server on PyPI; Chroma's pulls hundreds of MB). It answers with
-the same JSON shapes as the real servers for the endpoints it covers, searches by cosine
-similarity, and applies Qdrant ``must``/``match`` filters and Chroma equality ``where``.
+cache tests and the workload benchmark (Qdrant has no server on PyPI; Chroma's pulls
+hundreds of MB). It answers with the same JSON shapes as the real servers for the endpoints
+it covers, searches by exact cosine similarity, and applies Qdrant ``must``/``match``
+filters and Chroma equality ``where``. ``--query-ms`` makes every query take that long, as a
+vector database across the network does.
 
-Run: ``python -m tests.rag_store_sim --listen 127.0.0.1:0`` (prints ``listening on URL``);
-``GET /_sim/stats`` counts queries and writes.
+Run: ``python -m llmcache.upstream_sim.vectorstore --listen 127.0.0.1:0`` (prints
+``listening on URL``); ``GET /_sim/stats`` counts queries and writes.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from llmcache import serving
+
 Point = dict[str, Any]
 STORE: dict[str, dict[Any, Point]] = {}
 STATS = {"queries": 0, "writes": 0}
+QUERY_SECONDS = [0.0]
 
 
 def _ok(result: Any) -> web.Response:
@@ -45,14 +50,26 @@ def _where(meta: dict[str, Any], where: Any) -> bool:
 
 
 def _rank(points: list[Point], vector: list[float], limit: int) -> list[tuple[float, Point]]:
+    if not points:
+        return []
     q = np.asarray(vector, dtype=np.float64)
     q /= np.linalg.norm(q) or 1.0
-    scored = []
-    for p in points:
-        v = np.asarray(p["vector"], dtype=np.float64)
-        scored.append((float(v @ q / (np.linalg.norm(v) or 1.0)), p))
-    scored.sort(key=lambda t: -t[0])
-    return scored[:limit]
+    matrix = np.stack([p["unit"] for p in points])
+    scores = matrix @ q
+    order = np.argsort(-scores, kind="stable")[:limit]
+    return [(float(scores[i]), points[i]) for i in order]
+
+
+def _point(pid: Any, vector: list[float], payload: Any, **extra: Any) -> Point:
+    v = np.asarray(vector, dtype=np.float64)
+    unit = v / (np.linalg.norm(v) or 1.0)
+    return {"id": pid, "vector": vector, "unit": unit, "payload": payload or {}, **extra}
+
+
+async def _query_time() -> None:
+    STATS["queries"] += 1
+    if QUERY_SECONDS[0]:
+        await asyncio.sleep(QUERY_SECONDS[0])  # the database's own time, simulated
 
 
 # -- Qdrant ----------------------------------------------------------------------------------
@@ -68,7 +85,7 @@ async def q_upsert(request: web.Request) -> web.Response:
     body = await request.json()
     coll = STORE.setdefault(request.match_info["c"], {})
     for p in body["points"]:
-        coll[p["id"]] = {"id": p["id"], "vector": p["vector"], "payload": p.get("payload") or {}}
+        coll[p["id"]] = _point(p["id"], p["vector"], p.get("payload"))
     return _ok({"operation_id": STATS["writes"], "status": "completed"})
 
 
@@ -93,13 +110,13 @@ def _q_hits(c: str, vector: list[float], body: dict[str, Any]) -> list[dict[str,
 
 
 async def q_search(request: web.Request) -> web.Response:
-    STATS["queries"] += 1
+    await _query_time()
     body = await request.json()
     return _ok(_q_hits(request.match_info["c"], body["vector"], body))
 
 
 async def q_query(request: web.Request) -> web.Response:
-    STATS["queries"] += 1
+    await _query_time()
     body = await request.json()
     query = body["query"]
     vector = query["nearest"] if isinstance(query, dict) else query
@@ -123,17 +140,17 @@ async def c_write(request: web.Request) -> web.Response:
             coll.pop(pid, None)
         return web.json_response(None)
     for i, pid in enumerate(body["ids"]):
-        coll[pid] = {
-            "id": pid,
-            "vector": body["embeddings"][i],
-            "payload": (body.get("metadatas") or [{}] * len(body["ids"]))[i] or {},
-            "document": (body.get("documents") or [None] * len(body["ids"]))[i],
-        }
+        coll[pid] = _point(
+            pid,
+            body["embeddings"][i],
+            (body.get("metadatas") or [{}] * len(body["ids"]))[i],
+            document=(body.get("documents") or [None] * len(body["ids"]))[i],
+        )
     return web.json_response(True if op == "add" else None, status=201 if op == "add" else 200)
 
 
 async def c_query(request: web.Request) -> web.Response:
-    STATS["queries"] += 1
+    await _query_time()
     body = await request.json()
     n = int(body.get("n_results", 10))
     include = body.get("include", ["metadatas", "documents", "distances"])
@@ -170,18 +187,14 @@ def create_app() -> web.Application:
     return app
 
 
-async def _main(listen: str) -> None:
-    host, _, port = listen.rpartition(":")
-    runner = web.AppRunner(create_app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, int(port))
-    await site.start()
-    sock = site._server.sockets[0]  # type: ignore[union-attr]
-    print(f"listening on http://{host}:{sock.getsockname()[1]}", flush=True)
-    await asyncio.Event().wait()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--listen", default="127.0.0.1:0")
+    parser.add_argument("--query-ms", type=float, default=0.0, help="time every query takes")
+    args = parser.parse_args()
+    QUERY_SECONDS[0] = args.query_ms / 1000
+    asyncio.run(serving.serve(create_app(), args.listen))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--listen", default="127.0.0.1:0")
-    asyncio.run(_main(parser.parse_args().listen))
+    main()
