@@ -86,6 +86,7 @@ def test_workload_bench_smoke(tmp_path: Path) -> None:
     assert direct["requests"] == exact["requests"] == doc["composition"]["requests"]
     assert doc["composition"]["routes"]["rag.query"] > 0
     for m in modes.values():  # every request not served from the cache reached its upstream
+        assert m["errors"] == 0, m["wrong_examples"]
         upstream = m["upstream_calls"] + m["vector_store_queries"]
         assert upstream == m["requests"] - m["hits"], m
     for m in modes.values():

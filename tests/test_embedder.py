@@ -55,6 +55,26 @@ async def test_batcher_merges_concurrent_calls_and_caches() -> None:
     assert sizes == [5]  # answered from the LRU
 
 
+async def test_a_caller_giving_up_does_not_cancel_the_others() -> None:
+    """Burst duplicates share one pending embedding; one caller's timeout must not turn
+    into a cancellation of its twins (which aiohttp answers by dropping the connection)."""
+    release = asyncio.Event()
+
+    async def fn(texts: list[str]) -> np.ndarray:
+        await release.wait()
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+    batcher = Batcher(fn, window=0.001)
+    impatient = asyncio.ensure_future(batcher.embed(["same question"]))
+    patient = asyncio.ensure_future(batcher.embed(["same question"]))
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await impatient
+    release.set()
+    async with asyncio.timeout(5):
+        assert (await patient).tolist() == [[1.0, 1.0]]
+
+
 async def test_batcher_reports_backend_errors() -> None:
     async def fn(texts: list[str]) -> np.ndarray:
         raise EmbedderError("http_500", "boom")

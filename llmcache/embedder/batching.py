@@ -66,7 +66,9 @@ class Batcher:
         for text in texts:
             cached = self.cache.get(text)
             futures.append(cached if cached is not None else self._enqueue(text))
-        rows = [f if isinstance(f, np.ndarray) else await f for f in futures]
+        # Shielded: identical texts share one future, and a caller that gives up (its own
+        # timeout) must not cancel the answer the other callers are waiting for.
+        rows = [f if isinstance(f, np.ndarray) else await asyncio.shield(f) for f in futures]
         return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
     def _enqueue(self, text: str) -> asyncio.Future[np.ndarray]:
