@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from llmcache.bench.workload.ceiling import ceiling, wall_seconds
 from llmcache.bench.workload.prompts import GROUPS
-from llmcache.bench.workload.trace import TraceConfig, generate
+from llmcache.bench.workload.trace import Req, Step, Trace, TraceConfig, generate
 
 
 def _bench(*args: str, timeout: float = 240) -> str:
@@ -41,6 +42,26 @@ def test_trace_is_reproducible_and_mixed() -> None:
     assert {"anthropic.messages", "openai.chat"} <= set(comp["routes"])
     other = generate(TraceConfig(seed=4, steps_per_agent=30))
     assert [r.key() for r in other.all_requests()] != [r.key() for r in a.all_requests()]
+
+
+def test_ceiling_is_a_perfect_cache_in_simulated_time() -> None:
+    def ask(group: int, variant: int) -> Step:
+        body = {"model": "m", "messages": [{"role": "user", "content": f"task {group}.{variant}"}]}
+        return Step([Req("openai.chat", body, "coder", group, variant)])
+
+    trace = Trace(TraceConfig())
+    trace.agents = {
+        "a": [ask(1, 0), ask(2, 0)],
+        "b": [ask(3, 0), ask(1, 0), ask(2, 1), ask(4, 0)],  # a repeat, then a paraphrase
+    }
+    costs = {("a", 0): 1.0, ("a", 1): 0.5, ("b", 0): 0.5, ("b", 1): 1.0, ("b", 2): 1.0,
+             ("b", 3): 1.0}  # fmt: skip
+    assert wall_seconds(trace, costs, None) == 3.5
+    # b's repeat waits for a's answer in flight (until 1.0); its paraphrase misses
+    assert wall_seconds(trace, costs, "exact") == 3.0
+    # ... unless the paraphrase is answered from a's wording (known at 1.5)
+    assert wall_seconds(trace, costs, "semantic") == 2.5
+    assert ceiling(trace, costs) == {"exact": 3.0 / 3.5 - 1, "semantic": 2.5 / 3.5 - 1}
 
 
 @pytest.mark.timeout(240)
@@ -85,6 +106,7 @@ def test_workload_bench_smoke(tmp_path: Path) -> None:
     direct, exact = modes["direct"], modes["exact"]
     assert direct["requests"] == exact["requests"] == doc["composition"]["requests"]
     assert doc["composition"]["routes"]["rag.query"] > 0
+    assert set(doc["ceiling"]["wall_change"]) == {"exact", "semantic"}
     for m in modes.values():  # every request not served from the cache reached its upstream
         assert m["errors"] == 0, m["wrong_examples"]
         upstream = m["upstream_calls"] + m["vector_store_queries"]

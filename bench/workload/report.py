@@ -95,6 +95,13 @@ def verdict_text(v: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ceiling_text(bound: dict[str, float]) -> str:
+    return (
+        "ceiling on this trace (a perfect cache, simulated from the no-cache step times): "
+        f"exact {bound['exact']:+.1%}, exact+semantic {bound['semantic']:+.1%} wall time"
+    )
+
+
 def chart(summaries: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 

@@ -85,6 +85,12 @@ class Req:
         """The request's identity for the oracle: its exact body."""
         return self.route + " " + json.dumps(self.body, sort_keys=True)
 
+    def answer_key(self) -> str:
+        """What decides the answer: the body without the stream flag, which only changes how
+        the same answer is delivered (a cache replays one answer either way)."""
+        body = {**self.body, "stream": None, "stream_options": None}
+        return self.route + " " + json.dumps(body, sort_keys=True)
+
 
 @dataclass
 class Step:
@@ -243,9 +249,7 @@ def _label(trace: Trace) -> None:
             if i >= len(steps):
                 continue
             for j, req in enumerate(steps[i].requests):
-                # the stream flag does not change the answer: it is not part of the identity
-                ident = json.dumps({**req.body, "stream": None, "stream_options": None},
-                                   sort_keys=True)  # fmt: skip
+                ident = req.answer_key()
                 if j > 0:
                     req.category = "burst-dup"
                 elif req.group < 0:
