@@ -21,6 +21,7 @@ from .handlers import register as register_handlers
 from .injection import InjectionSettings
 from .kubeapi import KubeApi, login
 from .metrics import OperatorMetrics, create_metrics_app
+from .publish import publish_forever
 from .store import PolicyStore, StatsStore
 from .watcher import PolicyWatcher
 from .webhook import InjectorServer, WebhookTarget
@@ -231,6 +232,7 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(w.run()) for w in watchers]
     tasks.append(asyncio.create_task(_mark_synced(store, watchers)))
+    tasks.append(asyncio.create_task(publish_forever(api, stats, args.stats_interval)))
     try:
         await kopf.operator(
             registry=registry,

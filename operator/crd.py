@@ -66,6 +66,24 @@ STATUS_SCHEMA: dict[str, Any] = {
         "spentUsd": {"type": "number"},
         "tokensSaved": {"type": "integer", "format": "int64"},
         "statsUpdated": {"type": "string", "format": "date-time"},
+        "sidecars": {
+            "type": "object",
+            "description": "Latest counters per pod (by pod name), written by whichever "
+            "operator replica the pod reported to; the totals above sum the pods heard from "
+            "within three stats intervals.",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "requests": {"type": "integer", "format": "int64"},
+                    "hits": {"type": "integer", "format": "int64"},
+                    "savedUsd": {"type": "number"},
+                    "spentUsd": {"type": "number"},
+                    "tokensSaved": {"type": "integer", "format": "int64"},
+                    "redisFaults": {"type": "integer", "format": "int64"},
+                    "at": {"type": "string", "format": "date-time"},
+                },
+            },
+        },
         "lastFlush": {
             "type": "object",
             "description": "The last flush requested with the llmcache.dev/flush annotation.",

@@ -18,7 +18,7 @@ from llmcache import keyspace
 from llmcache.policy import API_GROUP, API_VERSION, PLURAL, CachePolicySpec
 
 from .kubeapi import ApiError
-from .status import condition, mode, now_iso, readable, set_condition
+from .status import condition, mode, now_iso, readable, set_condition, sidecar_totals
 
 FINALIZER = "llmcache.dev/finalizer"
 KOPF_PREFIX = "kopf.llmcache.dev"
@@ -152,12 +152,15 @@ def register(registry: kopf.OperatorRegistry, stats_interval: float) -> None:
         **_: Any,
     ) -> None:
         assert namespace is not None
-        agg = memo.stats.aggregate(namespace, name)
+        # Every replica publishes the pods it heard from (publish.py); the totals are theirs.
+        agg, silent = sidecar_totals(status.get("sidecars"), max_age=3 * stats_interval)
         faults = agg.pop("redisFaults")
         changed = {k: v for k, v in agg.items() if status.get(k) != v}
         if changed:
             patch.status.update(changed)
             patch.status["statsUpdated"] = now_iso()
+        if silent:
+            patch.status["sidecars"] = dict.fromkeys(silent)  # null removes them
         # Degraded while sidecars report new Redis faults since the last tick.
         previous = memo.redis_faults.get((namespace, name), faults)
         memo.redis_faults[(namespace, name)] = faults

@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from llmcache.policy import CachePolicySpec
 
+from .store import summed
+
 
 def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -57,6 +59,26 @@ def set_condition(
             }
         )
     return out
+
+
+def sidecar_totals(
+    sidecars: dict[str, Any] | None, max_age: float, now: datetime.datetime | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Totals over the pods in ``status.sidecars`` heard from within ``max_age`` seconds, and
+    the pods that have gone silent (to be removed)."""
+    at = now or datetime.datetime.now(datetime.UTC)
+    live: list[dict[str, Any]] = []
+    stale: list[str] = []
+    for pod, report in (sidecars or {}).items():
+        try:
+            age = (at - datetime.datetime.fromisoformat(report["at"])).total_seconds()
+        except (TypeError, KeyError, ValueError):
+            age = float("inf")
+        if age <= max_age:
+            live.append(report)
+        else:
+            stale.append(pod)
+    return summed(live), stale
 
 
 def condition(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:

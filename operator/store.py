@@ -2,7 +2,9 @@
 
 Every operator replica keeps its own ``PolicyStore`` fed by its own watch (not by kopf's
 handlers, which pause on the replicas that lose peering), so any replica can answer a
-long poll or an admission request. ``StatsStore`` keeps only the latest report per pod.
+long poll or an admission request. ``StatsStore`` keeps the latest report per pod that
+reached this replica (the Service spreads sidecars over all replicas); every replica publishes
+its reports into ``status.sidecars`` and the active one sums them (``handlers.stats``).
 """
 
 from __future__ import annotations
@@ -92,11 +94,22 @@ class PolicyStore:
 class _Report:
     stats: dict[str, Any]
     at: float
+    published: bool = False
+
+
+# The counters a sidecar reports and ``status`` sums (``GET /stats`` names).
+COUNTERS: dict[str, type[int] | type[float]] = {
+    "requests": int, "hits": int, "savedUsd": float, "spentUsd": float, "tokensSaved": int,
+    "redisFaults": int,
+}  # fmt: skip
+
+
+Reports = dict[tuple[str, str], dict[str, dict[str, Any]]]  # (namespace, name) -> pod -> counters
 
 
 @dataclass
 class StatsStore:
-    """Latest ``GET /stats`` document per pod, per policy."""
+    """Latest ``GET /stats`` document per pod, per policy, as heard by this replica."""
 
     max_age: float = 45.0
     _reports: dict[tuple[str, str], dict[str, _Report]] = field(default_factory=dict)
@@ -110,32 +123,40 @@ class StatsStore:
     def forget(self, namespace: str, name: str) -> None:
         self._reports.pop((namespace, name), None)
 
-    def aggregate(self, namespace: str, name: str, now: float | None = None) -> dict[str, Any]:
-        """Sums over the pods heard from within ``max_age``; silent pods are dropped."""
+    def take_new(self, now: float | None = None) -> Reports:
+        """Reports not yet published into ``status``, per policy (now marked published); pods
+        silent for ``max_age`` are dropped."""
         at = time.monotonic() if now is None else now
-        pods = self._reports.get((namespace, name), {})
-        for pod in [p for p, r in pods.items() if at - r.at > self.max_age]:
-            del pods[pod]
-        live = [r.stats for r in pods.values()]
-        requests = sum(_int(s, "requests") for s in live)
-        hits = sum(_int(s, "hits") for s in live)
-        return {
-            "injectedPods": len(live),
-            "requests": requests,
-            "hits": hits,
-            "hitRate": round(hits / requests, 4) if requests else 0.0,
-            "savedUsd": round(sum(_float(s, "savedUsd") for s in live), 6),
-            "spentUsd": round(sum(_float(s, "spentUsd") for s in live), 6),
-            "tokensSaved": sum(_int(s, "tokensSaved") for s in live),
-            "redisFaults": sum(_int(s, "redisFaults") for s in live),
-        }
+        out: Reports = {}
+        for key, pods in list(self._reports.items()):
+            for pod, report in list(pods.items()):
+                if at - report.at > self.max_age:
+                    del pods[pod]
+                elif not report.published:
+                    report.published = True
+                    counters = {c: kind(_number(report.stats, c)) for c, kind in COUNTERS.items()}
+                    out.setdefault(key, {})[pod] = counters
+            if not pods:
+                del self._reports[key]
+        return out
 
 
-def _int(stats: dict[str, Any], key: str) -> int:
+def summed(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The status totals of some pods' reports."""
+    requests = sum(int(_number(s, "requests")) for s in reports)
+    hits = sum(int(_number(s, "hits")) for s in reports)
+    return {
+        "injectedPods": len(reports),
+        "requests": requests,
+        "hits": hits,
+        "hitRate": round(hits / requests, 4) if requests else 0.0,
+        "savedUsd": round(sum(_number(s, "savedUsd") for s in reports), 6),
+        "spentUsd": round(sum(_number(s, "spentUsd") for s in reports), 6),
+        "tokensSaved": sum(int(_number(s, "tokensSaved")) for s in reports),
+        "redisFaults": sum(int(_number(s, "redisFaults")) for s in reports),
+    }
+
+
+def _number(stats: dict[str, Any], key: str) -> float | int:
     value = stats.get(key, 0)
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
-def _float(stats: dict[str, Any], key: str) -> float:
-    value = stats.get(key, 0.0)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0

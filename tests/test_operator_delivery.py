@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,7 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from llmcache.operator.delivery import create_delivery_app
 from llmcache.operator.injection import InjectionSettings, inject
 from llmcache.operator.metrics import OperatorMetrics
-from llmcache.operator.store import PolicyRecord, PolicyStore, StatsStore
+from llmcache.operator.status import sidecar_totals
+from llmcache.operator.store import PolicyRecord, PolicyStore, StatsStore, summed
 from llmcache.operator.webhook import mutate_pod, webhook_configuration
 
 from llmcache.policy import CachePolicySpec
@@ -98,7 +100,9 @@ async def test_stats_are_kept_per_pod_and_aggregated(
         report = {"requests": 10, "hits": hits, "savedUsd": 0.5, "tokensSaved": 100}
         resp = await client.post("/v1/stats/apps/default", json={"pod": pod, "stats": report})
         assert resp.status == 204
-    agg = stats.aggregate("apps", "default")
+    latest = stats.take_new()[("apps", "default")]
+    assert (latest["a"]["hits"], latest["b"]["hits"]) == (5, 1)
+    agg = summed(list(latest.values()))
     assert agg["injectedPods"] == 2
     assert (agg["requests"], agg["hits"], agg["hitRate"]) == (20, 6, 0.3)
     assert agg["savedUsd"] == 1.0 and agg["tokensSaved"] == 200
@@ -112,8 +116,28 @@ def test_silent_pods_are_forgotten() -> None:
     stats = StatsStore(max_age=45)
     stats.record("apps", "p", "old", {"requests": 5, "hits": 5}, now=0)
     stats.record("apps", "p", "new", {"requests": 5, "hits": 0}, now=40)
-    assert stats.aggregate("apps", "p", now=50)["injectedPods"] == 1
-    assert stats.aggregate("apps", "p", now=50)["hits"] == 0
+    assert list(stats.take_new(now=50)[("apps", "p")]) == ["new"]
+    assert stats.take_new(now=100) == {} and not stats._reports  # no memory of churned pods
+
+
+def test_each_report_is_published_once_and_silent_pods_drop_out_of_the_totals() -> None:
+    stats = StatsStore(max_age=45)
+    stats.record("apps", "p", "a", {"requests": 4, "hits": 1, "savedUsd": 0.5, "x": "y"})
+    assert stats.take_new() == {
+        ("apps", "p"): {"a": {"requests": 4, "hits": 1, "savedUsd": 0.5, "spentUsd": 0.0,
+                              "tokensSaved": 0, "redisFaults": 0}}
+    }  # fmt: skip
+    assert stats.take_new() == {}  # nothing new since
+    now = datetime.datetime(2026, 1, 1, 12, 0, 30, tzinfo=datetime.UTC)
+    sidecars = {
+        "a": {"requests": 4, "hits": 1, "at": "2026-01-01T12:00:10Z"},
+        "b": {"requests": 6, "hits": 3, "at": "2026-01-01T12:00:25Z"},
+        "gone": {"requests": 100, "hits": 100, "at": "2026-01-01T11:59:00Z"},
+        "garbled": {"requests": 1},
+    }
+    totals, silent = sidecar_totals(sidecars, max_age=45, now=now)
+    assert (totals["injectedPods"], totals["requests"], totals["hitRate"]) == (2, 10, 0.4)
+    assert sorted(silent) == ["garbled", "gone"]
 
 
 # ---- injection ----------------------------------------------------------------------------
@@ -315,11 +339,14 @@ async def test_policy_edit_reaches_a_running_sidecar_without_restart() -> None:
             await until(bypassed)
             assert sidecar.popen.poll() is None  # the same process, never restarted
 
+            heard: dict[str, dict[str, Any]] = {}
+
             async def reported() -> bool:
-                return bool(stats.aggregate("apps", "default")["requests"] >= 3)
+                heard.update(stats.take_new().get(("apps", "default"), {}))
+                return bool(heard.get("app-1", {}).get("requests", 0) >= 3)
 
             await until(reported)
-            assert stats.aggregate("apps", "default")["injectedPods"] == 1
+            assert set(heard) == {"app-1"}
     finally:
         if sidecar is not None:
             sidecar.stop()

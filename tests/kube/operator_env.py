@@ -123,6 +123,8 @@ class OperatorEnv:
     webhook_url: str
     sa_kubeconfig: Path
     """The chart's ServiceAccount identity, for in-process clients."""
+    args: list[str]
+    """The operator's command line (after ``llmcache operator``)."""
 
     def policy(self, namespace: str, name: str) -> Obj | None:
         return self.kube.get(GROUP_VERSION, KIND, name, namespace)
@@ -271,6 +273,7 @@ def running_operator(
             metrics_url=proc.urls[1],
             webhook_url=webhook_url,
             sa_kubeconfig=sa_kubeconfig,
+            args=args,
         )
         yield env
     finally:
@@ -281,6 +284,28 @@ def running_operator(
             kube.delete(*WEBHOOK_CONFIG, config["metadata"]["name"])
         if code not in (0, -15):
             sys.stderr.write(proc.output()[-4000:])
+
+
+@contextlib.contextmanager
+def standby_replica(env: OperatorEnv, workdir: Path) -> Iterator[Proc]:
+    """A second replica of ``env``'s operator, as the chart's next pod with a lower peering
+    priority: kopf pauses its handlers, its own watch, delivery and stats intake run."""
+    replace = {
+        "--policy-listen": f"127.0.0.1:{free_port()}",
+        "--metrics-listen": "127.0.0.1:0",
+        "--webhook-listen": f"127.0.0.1:{free_port()}",
+        "--priority": "-1",
+    }
+    args = [f"{_flag(a)}={replace[_flag(a)]}" if _flag(a) in replace else a for a in env.args]
+    assert "--priority=-1" in args, "the operator under test runs without peering"
+    proc = run_operator(
+        env.sa_kubeconfig, *args, env={"POD_NAMESPACE": RELEASE_NAMESPACE}, count=2, timeout=60
+    )
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        (workdir / "standby.log").write_text(proc.output())
 
 
 def delete_and_wait(env: OperatorEnv, namespace: str, name: str, timeout: float = 30) -> None:

@@ -8,8 +8,10 @@ import asyncio
 import base64
 import contextlib
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +37,7 @@ from tests.kube.operator_env import (
     ready_at,
     run_sidecar_from,
     running_operator,
+    standby_replica,
     wait_webhook_live,
 )
 from tests.support import Proc, RedisServer, llmcache
@@ -209,6 +212,69 @@ def test_a_policy_edit_reaches_a_running_sidecar_and_its_stats_reach_status(
         assert status["hits"] >= 1
     finally:
         sidecar.stop()
+
+
+def push_stats(base: str, name: str, pod_name: str, requests: int, hits: int) -> None:
+    """What a sidecar sends every stats interval (``LLMCACHE_STATS_URL``)."""
+    doc = {"pod": pod_name, "stats": {"requests": requests, "hits": hits, "savedUsd": 0.01}}
+    req = urllib.request.Request(
+        f"{base}/v1/stats/{NS}/{name}", data=json.dumps(doc).encode(), method="POST",
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10):
+        pass
+
+
+def test_stats_that_reach_a_standby_replica_are_counted_once_in_status(
+    op: OperatorEnv, tmp_path: Path
+) -> None:
+    """The Service spreads sidecars over all replicas, and kopf runs handlers on the active
+    one only: what a standby hears must reach status too, and a pod is one pod wherever it
+    reported."""
+    op.kube.apply(policy(NS, "ha", {}))
+    wait_for(lambda: ready_at(op, NS, "ha", 1), timeout=30, what="policy ha Ready")
+    with standby_replica(op, tmp_path) as standby:
+        # kopf starts a replica paused and resumes it only if no live peer outranks it
+        wait_for(lambda: "Keep-alive in" in standby.output(), what="the standby's peering")
+        assert "cachepolicies.v1alpha1.llmcache.dev cluster-wide (paused)" in standby.output()
+        standby_url = standby.urls[0]
+        wait_for(lambda: delivered_by(standby_url, "ha"), what="the standby knows the policy")
+
+        def totals(requests: int, pods: set[str]) -> dict[str, Any] | None:
+            status = (op.policy(NS, "ha") or {}).get("status") or {}
+            seen = status.get("requests") == requests and set(status.get("sidecars") or {}) == pods
+            return status if seen and status.get("injectedPods") == len(pods) else None
+
+        def both(a: tuple[str, int, int], b: tuple[str, int, int]) -> Any:
+            def check() -> dict[str, Any] | None:
+                push_stats(a[0], "ha", "app-a", a[1], a[2])  # sidecars repeat every interval
+                push_stats(b[0], "ha", "app-b", b[1], b[2])
+                return totals(a[1] + b[1], {"app-a", "app-b"})
+
+            return check
+
+        active = op.delivery_url
+        status = wait_for(both((active, 10, 4), (standby_url, 20, 8)), timeout=30,
+                          what="stats heard by both replicas in status")  # fmt: skip
+        assert status["hits"] == 12 and status["hitRate"] == 0.4
+        assert status["sidecars"]["app-b"]["requests"] == 20
+        # app-b's next report lands on the active replica: still two pods, its latest counters
+        status = wait_for(both((active, 10, 4), (active, 25, 10)), timeout=30,
+                          what="a pod that moved between replicas counted once")  # fmt: skip
+        assert status["hits"] == 14
+        assert "Resuming operations" not in standby.output()  # it stood by throughout
+    # pods that stop reporting leave status after three intervals
+    wait_for(lambda: totals(0, set()), timeout=30, what="silent pods removed from status")
+
+
+def delivered_by(base: str, name: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/v1/policies/{NS}/{name}", timeout=10):
+            return True
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return False
+        raise
 
 
 # --------------------------------------------------------------------------- flush

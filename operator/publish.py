@@ -1,0 +1,45 @@
+"""Every replica's share of the sidecar statistics, written into ``status.sidecars``.
+
+Sidecars push their counters to the delivery Service, which spreads them over all operator
+replicas, while only the active replica (kopf peering) runs the timer that writes the totals.
+So each replica publishes the per-pod reports it heard, keyed by pod name: whichever replica
+a pod reached, its latest counters land in one place and are never counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+
+from llmcache.policy import API_GROUP, API_VERSION, PLURAL
+
+from .kubeapi import ApiError, KubeApi
+from .status import now_iso
+from .store import StatsStore
+
+log = logging.getLogger(__name__)
+
+
+async def publish_forever(api: KubeApi, stats: StatsStore, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await publish(api, stats)
+
+
+async def publish(api: KubeApi, stats: StatsStore) -> None:
+    """One merge patch per policy with news: only this replica's pods are touched."""
+    for (namespace, name), pods in stats.take_new().items():
+        at = now_iso()
+        sidecars = {pod: {**counters, "at": at} for pod, counters in pods.items()}
+        path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        try:
+            await api.request("PATCH", path, {"status": {"sidecars": sidecars}}, merge_patch=True)
+        except ApiError as exc:
+            if exc.status == 404:  # the policy is gone
+                stats.forget(namespace, name)
+            else:
+                log.warning("cannot publish stats of %s/%s: %s", namespace, name, exc)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("cannot publish stats of %s/%s: %s", namespace, name, exc)
