@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 async def publish_forever(api: KubeApi, stats: StatsStore, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        await publish(api, stats)
+        try:
+            await publish(api, stats)
+        except Exception:  # a bug here must not silently end the publishing for good
+            log.exception("publishing stats failed")
 
 
 async def publish(api: KubeApi, stats: StatsStore) -> None:
