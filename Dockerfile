@@ -4,7 +4,7 @@
 # gives the sidecar that is injected into every application pod:
 #
 #   docker build --target sidecar  -t ghcr.io/llmcache/llmcache:0.1.0 .           # llmcache sidecar
-#   docker build --target operator -t ghcr.io/llmcache/llmcache:0.1.0-operator .  # + kopf, cryptography
+#   docker build --target operator -t ghcr.io/llmcache/llmcache:0.1.0-operator .  # + kopf, cryptography, kubernetes_asyncio
 #   docker build --target embed    -t ghcr.io/llmcache/llmcache:0.1.0-embed .     # + all-MiniLM-L6-v2 weights
 #
 # The flavours differ only in their virtualenv (/opt/llmcache): extras stay out of the

@@ -1,4 +1,5 @@
-"""``llmcache bench <name>``: latency, workload, and (when installed) semantic precision."""
+"""``llmcache bench <name>``: latency, workload, redis-faults, and (when installed) semantic
+precision."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import importlib
 from types import ModuleType
 
-from . import latency
+from . import latency, redisfaults
 from .workload import cli as workload
 
 
@@ -26,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     workload.add_arguments(
         sub.add_parser("workload", help="replay a multi-agent trace: no cache vs. cache modes")
     )
+    redisfaults.add_arguments(
+        sub.add_parser(
+            "redis-faults", help="Redis killed and frozen under load: every answer checked"
+        )
+    )
     semantic = _semantic()
     if semantic is not None and hasattr(semantic, "add_arguments"):
         semantic.add_arguments(sub.add_parser("semantic", help="semantic-layer precision"))
@@ -38,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         return latency.run(args)
     if args.bench == "workload":
         return workload.run(args)
+    if args.bench == "redis-faults":
+        return redisfaults.run(args)
     semantic = _semantic()
     if semantic is None or not hasattr(semantic, "run"):
         print("llmcache bench semantic: llmcache.bench.semantic is not available yet")

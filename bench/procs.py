@@ -131,12 +131,13 @@ def redis_ping(port: int) -> bool:
 class RedisProc:
     """A real ``redis-server`` on a free loopback port, no persistence, own temp dir."""
 
-    def __init__(self, core: int | None = None) -> None:
+    def __init__(self, core: int | None = None, port: int | None = None) -> None:
+        """``port``: a given one (to restart a killed Redis where its clients look)."""
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self._dir = tempfile.TemporaryDirectory(prefix="llmcache-bench-redis-")
-        self.port = free_port()
+        self.port = port or free_port()
         self.popen = subprocess.Popen(
             pinned(
                 [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

@@ -7,18 +7,33 @@ the snake_case attribute names.
 
 Cross-field rules that the API server must enforce are declared next to the model as CEL
 expressions (``x-kubernetes-validations``) *and* as pydantic validators, so a policy file
-handed straight to a sidecar is held to the same rules as one applied with kubectl.
+handed straight to a sidecar is held to the same rules as one applied with kubectl. Types
+are strict for the same reason: the API server refuses ``false`` or ``"5"`` for a number,
+so the sidecar does too (tests/kube/test_policy_validation.py compares the two verdicts).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
-from pydantic.config import JsonDict
+from pydantic.config import JsonDict, JsonValue
+from pydantic_core import PydanticCustomError
+
+from llmcache.redact import redact
 
 API_GROUP = "llmcache.dev"
 API_VERSION = "v1alpha1"
@@ -33,13 +48,167 @@ def cel(rule: str, message: str) -> JsonDict:
     return {"rule": rule, "message": message}
 
 
+# ---- URLs: one list of rules, checked by pydantic and compiled to CEL for the API server --
+
+# RE2 (the API server's and cel-python's engine) and Python's re agree on these patterns:
+# plain character classes only, no \s or \w (whose Unicode meaning differs), and anchoring
+# is added per engine (Python's "$" would also match before a trailing newline).
+_HOST = r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])"
+_PORT = (  # 1-65535, no leading zero
+    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}"
+    r"|[1-9][0-9]{0,3}))?"
+)
+_PCHARS = r"[A-Za-z0-9._~!$&'()*+,;=:@%/-]"  # RFC 3986 path characters
+# Up to the last "@", as redis-py's urlparse reads it (an unencoded "@" in a password works).
+_USERINFO = r"(?:[A-Za-z0-9._~!$&'()*+,;=:%@-]*@)?"
+_QUERY = r"(?:\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?"
+
+
+class UrlRule:
+    """``match``: the whole value matches; ``prefix``: it starts with a match; ``forbid``:
+    nothing in it matches."""
+
+    def __init__(self, kind: Literal["match", "prefix", "forbid"], body: str, message: str):
+        self.kind, self.body, self.message = kind, body, message
+        self._re = re.compile(body)
+
+    def ok(self, value: str) -> bool:
+        if self.kind == "match":
+            return self._re.fullmatch(value) is not None
+        if self.kind == "prefix":
+            return self._re.match(value) is not None
+        return self._re.search(value) is None
+
+    def cel(self) -> JsonDict:
+        literal = self.body.replace("\\", "\\\\").replace('"', '\\"')
+        if self.kind == "match":
+            return cel(f'self.matches("^(?:{literal})$")', self.message)
+        if self.kind == "prefix":
+            return cel(f'self.matches("^(?:{literal})")', self.message)
+        return cel(f'!self.matches("{literal}")', self.message)
+
+
+HTTP_URL_RULES = (
+    UrlRule("prefix", r"https?://", "must start with http:// or https://"),
+    UrlRule(
+        "forbid",
+        r"^[^/?#]*//[^/?#]*@",
+        "must not carry credentials (user:password@): they belong in a Secret",
+    ),
+    UrlRule("forbid", r"[?#]", "must not have a query (?) or fragment (#)"),
+    UrlRule(
+        "match",
+        rf"https?://{_HOST}{_PORT}(?:/{_PCHARS}*)?",
+        "must be http(s)://host[:port][/path]: a host name or IP address, a port up to 65535 "
+        "and URL path characters",
+    ),
+)
+REDIS_URL_RULES = (
+    UrlRule(
+        "prefix", r"(?:redis|rediss|unix)://", "must start with redis://, rediss:// or unix://"
+    ),
+    UrlRule(
+        "match",
+        rf"(?:rediss?://{_USERINFO}{_HOST}{_PORT}(?:/[0-9]*)?|unix://{_USERINFO}/{_PCHARS}+){_QUERY}",
+        "must be redis://host[:port][/db] or rediss://host[:port][/db] (TLS), or "
+        "unix:///path/to/socket, then any ?options; a password goes before the host as "
+        "user:password@ (better: urlSecretRef)",
+    ),
+)
+URL_MAX_LENGTH = 2048
+
+
+def url_problem(value: str, rules: tuple[UrlRule, ...]) -> str | None:
+    """The first rule ``value`` breaks, as the message that says what to fix."""
+    return next((rule.message for rule in rules if not rule.ok(value)), None)
+
+
+def _url_checker(rules: tuple[UrlRule, ...]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        problem = url_problem(value, rules)
+        if problem is not None:
+            raise PydanticCustomError("url", problem)
+        return value
+
+    return check
+
+
+def _url_schema(rules: tuple[UrlRule, ...]) -> JsonDict:
+    validations: list[JsonValue] = [r.cel() for r in rules]
+    return {"x-kubernetes-validations": validations}
+
+
+_URL_LENGTH = Field(min_length=1, max_length=URL_MAX_LENGTH)
+HttpUrl = Annotated[
+    str,
+    _URL_LENGTH,
+    Field(json_schema_extra=_url_schema(HTTP_URL_RULES)),
+    AfterValidator(_url_checker(HTTP_URL_RULES)),
+]
+"""An upstream, embedder or vector store: http(s), a host, no credentials, query or fragment."""
+RedisUrl = Annotated[
+    str,
+    _URL_LENGTH,
+    Field(json_schema_extra=_url_schema(REDIS_URL_RULES)),
+    AfterValidator(_url_checker(REDIS_URL_RULES)),
+]
+"""What redis-py's ``from_url`` (and ``sidecar/resp.py``) connect to."""
+
+
+# ---- the models ----------------------------------------------------------------------------
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        strict=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_the_api_server_reads_it(cls, data: Any) -> Any:
+        """Before the strict checks, what the API server does to a structural object: a
+        ``null`` for a field or map value that is not ``nullable`` is dropped (so a field
+        gets its default), and a whole float counts as an integer (``1.0`` for ``integer``)
+        unless the field says ``strict=True`` itself (a CEL rule reads it: the API server's
+        CEL then refuses the float)."""
+        if not isinstance(data, dict):
+            return data
+        out = {}
+        for key, value in data.items():
+            field = _field_by_alias(cls, key)
+            if field is not None:
+                if value is None and type(None) not in get_args(field.annotation):
+                    continue
+                if (
+                    isinstance(value, float)
+                    and value.is_integer()
+                    and _is_int(field.annotation)
+                    and not any(isinstance(m, Strict) for m in field.metadata)
+                ):
+                    value = int(value)
+                if isinstance(value, dict) and _is_map(field.annotation):
+                    value = {k: v for k, v in value.items() if v is not None}
+            out[key] = value
+        return out
+
+
+def _field_by_alias(cls: type[BaseModel], key: Any) -> Any:
+    for name, field in cls.model_fields.items():
+        if key == (field.alias or name):
+            return field
+    return None
+
+
+def _is_int(annotation: Any) -> bool:
+    return annotation is int or int in get_args(annotation)
+
+
+def _is_map(annotation: Any) -> bool:
+    return get_origin(annotation) is dict
 
 
 class SecretKeyRef(_Model):
@@ -58,17 +227,19 @@ class ExactLayer(_Model):
         default=False, description="Refresh the TTL on every hit (absolute TTL otherwise)."
     )
     l1_max_entries: int = Field(default=10_000, ge=0, le=10_000_000)
-    l1_max_bytes: int = Field(default=64 * MIB, ge=0, le=16 * 1024 * MIB)
+    # strict: the spec's CEL rule reads it, and the API server's CEL refuses 1.0 for an int.
+    l1_max_bytes: int = Field(default=64 * MIB, ge=0, le=16 * 1024 * MIB, strict=True)
 
 
 class Embedder(_Model):
     """Where semantic keys are embedded: the shared ``llmcache embedder`` or any
     OpenAI-compatible ``/v1/embeddings`` endpoint."""
 
-    url: str | None = Field(
+    url: HttpUrl | None = Field(
         default=None,
-        description="Base URL of an OpenAI-compatible embeddings API; unset means the "
-        "in-process local model (needs the `embed` extra).",
+        description="Base URL of an OpenAI-compatible embeddings API (http or https, no "
+        "credentials: see apiKeySecretRef); unset means the in-process local model (needs "
+        "the `embed` extra).",
     )
     model: str = "all-MiniLM-L6-v2"
     api_key_secret_ref: SecretKeyRef | None = None
@@ -112,7 +283,7 @@ class RagUpstream(_Model):
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     kind: RagKind
-    url: str = Field(min_length=1)
+    url: HttpUrl
 
 
 class RagLayer(_Model):
@@ -154,6 +325,13 @@ class Batching(_Model):
     max_size: int = Field(default=16, ge=1, le=2_048)
 
 
+#: Names of the live-data and side-effecting server tools (``live_tool_<name>`` bypasses).
+LiveTool = Literal[
+    "web_search", "web_fetch", "code_execution", "code_interpreter", "file_search", "mcp", "shell"
+]
+LIVE_TOOLS: tuple[str, ...] = get_args(LiveTool)
+
+
 class Cacheability(_Model):
     """Which requests may be cached at all (errors, truncated, refused and stateful
     requests never are)."""
@@ -169,6 +347,13 @@ class Cacheability(_Model):
     exclude_routes: list[str] = Field(default_factory=list)
     include_models: list[str] = Field(default_factory=list, description="Glob patterns.")
     exclude_models: list[str] = Field(default_factory=list, description="Glob patterns.")
+    cache_live_tools: list[LiveTool] = Field(
+        default_factory=list,
+        max_length=len(LIVE_TOOLS),
+        description="Server tools whose answers depend on the time or act on the world "
+        "(web search and fetch, code execution, MCP, file search, hosted shell): requests "
+        "offering one bypass the cache unless it is listed here (docs/cache-key.md).",
+    )
 
 
 SharingScope = Literal["credential", "namespace", "headers"]
@@ -208,15 +393,21 @@ class Sharing(_Model):
 class Redis(_Model):
     """The shared L2. Neither URL nor Secret means in-process memory only."""
 
-    url: str | None = Field(default=None, pattern=r"^(redis|rediss|unix)://")
+    url: RedisUrl | None = Field(
+        default=None,
+        description="redis://, rediss:// (TLS) or unix://; prefer urlSecretRef when it "
+        "carries a password.",
+    )
     url_secret_ref: SecretKeyRef | None = None
     key_prefix: str = Field(default="llmcache", min_length=1, max_length=64)
     timeout_ms: int = Field(default=50, ge=1, le=10_000)
 
 
 class Upstreams(_Model):
-    anthropic: str = "https://api.anthropic.com"
-    openai: str = "https://api.openai.com"
+    """Base URLs of the providers (http or https; API keys come with each request)."""
+
+    anthropic: HttpUrl = "https://api.anthropic.com"
+    openai: HttpUrl = "https://api.openai.com"
 
 
 class Price(_Model):
@@ -324,9 +515,35 @@ def parse_quantity(text: str) -> float:
     return float(text)
 
 
+def describe_error(exc: ValidationError, limit: int = 5) -> str:
+    """What to fix, one ``spec.<field>: <problem>`` per error, for logs, status conditions
+    and events: with the offending value when it is a scalar, and credentials masked."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        text = f"spec.{where}: {err['msg']}" if where else str(err["msg"])
+        value = err.get("input")
+        if where and (value is None or isinstance(value, str | int | float | bool)):
+            shown = repr(value)
+            text += f" (got {shown[:80] + '...' if len(shown) > 80 else shown})"
+        parts.append(text)
+    if len(exc.errors()) > limit:
+        parts.append(f"and {len(exc.errors()) - limit} more")
+    return redact("; ".join(parts))
+
+
+def parse_spec(data: Any) -> CachePolicySpec:
+    """A spec from outside (file, JSON, the API server): the CRD's camelCase names only, as
+    the API server knows no others (Python code may construct the models by field name)."""
+    return CachePolicySpec.model_validate(data, by_alias=True, by_name=False)
+
+
 def load_spec(path: str | Path) -> CachePolicySpec:
     """Read a policy file: a bare ``spec``, or a whole CachePolicy manifest (YAML or JSON)."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not YAML: {exc}") from exc
     if isinstance(data, dict) and data.get("kind") == KIND:
         data = data.get("spec") or {}
-    return CachePolicySpec.model_validate(data)
+    return parse_spec(data)

@@ -14,12 +14,13 @@ from typing import Any
 import kopf
 
 from llmcache import serving
+from llmcache.redact import install_log_redaction
 
+from .cluster import Cluster
 from .delivery import create_delivery_app
 from .handlers import configure
 from .handlers import register as register_handlers
 from .injection import InjectionSettings
-from .kubeapi import KubeApi, login
 from .metrics import OperatorMetrics, create_metrics_app
 from .publish import publish_forever
 from .store import PolicyStore, StatsStore
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_redaction()  # also what kopf posts as events
     try:
         asyncio.run(serve(args))
     except (kopf.LoginError, OSError) as exc:
@@ -173,7 +175,7 @@ async def _mark_synced(store: PolicyStore, watchers: list[PolicyWatcher]) -> Non
 async def serve(args: argparse.Namespace) -> None:
     metrics = OperatorMetrics()
     store, stats = PolicyStore(), StatsStore(max_age=3 * args.stats_interval)
-    api = KubeApi(login())
+    cluster = await Cluster.connect()
     registry = kopf.OperatorRegistry()
     register_handlers(registry, args.stats_interval)
     settings = kopf.OperatorSettings()
@@ -182,7 +184,7 @@ async def serve(args: argparse.Namespace) -> None:
         register_webhook(registry)
         host, port = serving.split_address(args.webhook_listen, "0.0.0.0")
         settings.admission.server = InjectorServer(
-            api=api if args.manage_webhook else None,
+            cluster=cluster if args.manage_webhook else None,
             config_name=args.webhook_config,
             target=webhook_target(args),
             opt_in=args.namespace_opt_in,
@@ -196,14 +198,14 @@ async def serve(args: argparse.Namespace) -> None:
         )
 
     @kopf.on.login(registry=registry)
-    def _login(**_: Any) -> kopf.ConnectionInfo:
-        return login()
+    async def _login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+        return await cluster.connection_info(settings)  # one identity, one token for both
 
     memo = kopf.Memo(
         store=store,
         stats=stats,
         metrics=metrics,
-        api=api,
+        cluster=cluster,
         default_redis_url=args.redis_url,
         injection=InjectionSettings(
             sidecar_image=args.sidecar_image,
@@ -214,8 +216,8 @@ async def serve(args: argparse.Namespace) -> None:
         redis_faults={},
     )
     namespaces: list[str] = list(args.namespace)
-    watchers = [PolicyWatcher(api, store, ns) for ns in namespaces] or [
-        PolicyWatcher(api, store, None)
+    watchers = [PolicyWatcher(cluster, store, ns) for ns in namespaces] or [
+        PolicyWatcher(cluster, store, None)
     ]
     runners = [
         await serving.start(
@@ -232,7 +234,7 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(w.run()) for w in watchers]
     tasks.append(asyncio.create_task(_mark_synced(store, watchers)))
-    tasks.append(asyncio.create_task(publish_forever(api, stats, args.stats_interval)))
+    tasks.append(asyncio.create_task(publish_forever(cluster, stats, args.stats_interval)))
     try:
         await kopf.operator(
             registry=registry,
@@ -253,4 +255,4 @@ async def serve(args: argparse.Namespace) -> None:
                 await task
         for runner in runners:
             await runner.cleanup()
-        await api.close()
+        await cluster.close()

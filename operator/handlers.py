@@ -12,12 +12,13 @@ from typing import Any
 
 import kopf
 import redis.asyncio as aioredis
+from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from llmcache import keyspace
 from llmcache.policy import API_GROUP, API_VERSION, PLURAL, CachePolicySpec
+from llmcache.redact import redact
 
-from .kubeapi import ApiError
 from .status import condition, mode, now_iso, readable, set_condition, sidecar_totals
 
 FINALIZER = "llmcache.dev/finalizer"
@@ -48,10 +49,10 @@ async def redis_url(spec: CachePolicySpec, namespace: str, memo: Any) -> str:
     if spec.redis.url_secret_ref is not None:
         ref = spec.redis.url_secret_ref
         try:
-            return str(await memo.api.secret_value(namespace, ref.name, ref.key))
+            return str(await memo.cluster.secret_value(namespace, ref.name, ref.key))
         except KeyError as exc:
             raise FlushUnavailable(str(exc.args[0])) from exc
-        except ApiError as exc:
+        except ApiException as exc:
             # Missing, or not ours to read: waiting will not fix it (a retry loop would
             # also hold a policy's deletion for nothing).
             if exc.status in (403, 404):
@@ -216,7 +217,7 @@ def register(registry: kopf.OperatorRegistry, stats_interval: float) -> None:
             record.update(removed=0, error=str(exc))
             kopf.warn(body, reason="FlushFailed", message=f"flush {request}: {exc}")
         except Exception as exc:  # Redis down: retry with kopf's backoff
-            raise kopf.TemporaryError(f"flush {request}: {exc}", delay=5) from exc
+            raise kopf.TemporaryError(redact(f"flush {request}: {exc}"), delay=5) from exc
         else:
             record["removed"] = removed
             what = f"tags {','.join(tags)}" if tags else "all entries"

@@ -12,37 +12,42 @@ import asyncio
 import logging
 
 import aiohttp
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from llmcache.policy import API_GROUP, API_VERSION, PLURAL
 
-from .kubeapi import ApiError, KubeApi
+from .cluster import Cluster, describe
 from .status import now_iso
 from .store import StatsStore
 
 log = logging.getLogger(__name__)
 
 
-async def publish_forever(api: KubeApi, stats: StatsStore, interval: float) -> None:
+async def publish_forever(cluster: Cluster, stats: StatsStore, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await publish(api, stats)
+            await publish(cluster, stats)
         except Exception:  # a bug here must not silently end the publishing for good
             log.exception("publishing stats failed")
 
 
-async def publish(api: KubeApi, stats: StatsStore) -> None:
+async def publish(cluster: Cluster, stats: StatsStore) -> None:
     """One merge patch per policy with news: only this replica's pods are touched."""
     for (namespace, name), pods in stats.take_new().items():
         at = now_iso()
         sidecars = {pod: {**counters, "at": at} for pod, counters in pods.items()}
-        path = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
         try:
-            await api.request("PATCH", path, {"status": {"sidecars": sidecars}}, merge_patch=True)
-        except ApiError as exc:
+            await cluster.call(
+                cluster.custom.patch_namespaced_custom_object_status,
+                API_GROUP, API_VERSION, namespace, PLURAL, name,
+                {"status": {"sidecars": sidecars}},
+                _content_type="application/merge-patch+json",
+            )  # fmt: skip
+        except ApiException as exc:
             if exc.status == 404:  # the policy is gone
                 stats.forget(namespace, name)
             else:
-                log.warning("cannot publish stats of %s/%s: %s", namespace, name, exc)
+                log.warning("cannot publish stats of %s/%s: %s", namespace, name, describe(exc))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("cannot publish stats of %s/%s: %s", namespace, name, exc)

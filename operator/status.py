@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from llmcache.policy import CachePolicySpec
+from llmcache.policy import CachePolicySpec, describe_error
 
 from .store import summed
 
@@ -98,8 +98,5 @@ def mode(spec: CachePolicySpec) -> str:
 
 
 def readable(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(f"spec.{where}: {err['msg']}" if where else str(err["msg"]))
-    return "; ".join(parts)
+    """The condition message and event: what to fix, credentials masked."""
+    return describe_error(exc)

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 
+from .cluster import Cluster
 from .injection import (
     NAMESPACE_LABEL,
     InjectionSettings,
@@ -30,7 +32,6 @@ from .injection import (
     requested_policy,
     wants_injection,
 )
-from .kubeapi import ApiError, KubeApi
 from .metrics import OperatorMetrics
 from .store import PolicyStore
 
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 
 HANDLER_ID = "inject"
 WEBHOOK_NAME = "inject.llmcache.dev"
-CONFIG_PATH = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 TIMEOUT_SECONDS = 5
 SYNC_WAIT_SECONDS = 3.0
 
@@ -120,18 +120,21 @@ def client_config_for(target: WebhookTarget, served: dict[str, Any]) -> dict[str
     return config
 
 
-async def apply_configuration(api: KubeApi, body: dict[str, Any]) -> None:
+async def apply_configuration(cluster: Cluster, body: dict[str, Any]) -> None:
     """Merge our webhook into the named configuration (the chart's, keeping its labels and
     annotations), or create it when absent and RBAC allows."""
     name = body["metadata"]["name"]
     try:
-        await api.request(
-            "PATCH", f"{CONFIG_PATH}/{name}", {"webhooks": body["webhooks"]}, merge_patch=True
+        await cluster.call(
+            cluster.admission.patch_mutating_webhook_configuration,
+            name,
+            {"webhooks": body["webhooks"]},
+            _content_type="application/merge-patch+json",
         )
-    except ApiError as exc:
+    except ApiException as exc:
         if exc.status != 404:
             raise
-        await api.request("POST", CONFIG_PATH, body)
+        await cluster.call(cluster.admission.create_mutating_webhook_configuration, body)
 
 
 class InjectorServer(kopf.WebhookServer):
@@ -141,7 +144,7 @@ class InjectorServer(kopf.WebhookServer):
     def __init__(
         self,
         *,
-        api: KubeApi | None,
+        cluster: Cluster | None,
         config_name: str | None,
         target: WebhookTarget,
         opt_in: bool = False,
@@ -150,21 +153,21 @@ class InjectorServer(kopf.WebhookServer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.api, self.config_name, self.target = api, config_name, target
+        self.cluster, self.config_name, self.target = cluster, config_name, target
         self.opt_in, self.exclude_namespaces = opt_in, exclude_namespaces
         self.remove_on_exit = remove_on_exit
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
         try:
             async for served in super().__call__(fn):
-                if self.api is not None and self.config_name:
+                if self.cluster is not None and self.config_name:
                     body = webhook_configuration(
                         self.config_name,
                         client_config_for(self.target, dict(served)),
                         opt_in=self.opt_in,
                         exclude_namespaces=self.exclude_namespaces,
                     )
-                    await apply_configuration(self.api, body)
+                    await apply_configuration(self.cluster, body)
                     log.info(
                         "webhook configuration %s points at %s",
                         self.config_name,
@@ -172,9 +175,12 @@ class InjectorServer(kopf.WebhookServer):
                     )
                 yield served
         finally:
-            if self.remove_on_exit and self.api is not None and self.config_name:
+            if self.remove_on_exit and self.cluster is not None and self.config_name:
                 with contextlib.suppress(Exception):
-                    await self.api.request("DELETE", f"{CONFIG_PATH}/{self.config_name}")
+                    await self.cluster.call(
+                        self.cluster.admission.delete_mutating_webhook_configuration,
+                        self.config_name,
+                    )
 
 
 def ca_bundle(path: str | None) -> bytes | None:

@@ -9,6 +9,7 @@ from functools import partial
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from llmcache import serving
 from llmcache.policy import CachePolicySpec
 
 from . import pipeline, rag
@@ -18,7 +19,9 @@ from .metrics import Metrics
 from .providers import PROVIDERS
 from .providers.base import Provider
 from .runtime import Runtime, Settings
-from .upstream import new_client
+from .target import BadTarget
+from .target import check as check_target
+from .upstream import api_error, new_client
 
 RUNTIME = web.AppKey("runtime", Runtime)
 CLIENT = web.AppKey("client", Client)
@@ -33,12 +36,16 @@ API_ROUTES = (
 
 
 def create_app(
-    settings: Settings, spec: CachePolicySpec, metrics: Metrics | None = None
+    settings: Settings,
+    spec: CachePolicySpec,
+    metrics: Metrics | None = None,
+    limits: serving.Limits | None = None,
 ) -> web.Application:
     runtime = Runtime(settings, spec, metrics or Metrics())
     # The body limit is the policy's, checked per request; aiohttp's own must not cut first.
     app = web.Application(client_max_size=1 << 30)
     app[RUNTIME] = runtime
+    app[serving.BODY_TIMEOUT] = (limits or serving.Limits()).body_timeout
     for path, name, family in API_ROUTES:
         app.router.add_post(path, _api_handler(PROVIDERS[name], family))
     for family in ("anthropic", "openai"):
@@ -89,15 +96,28 @@ def _api_handler(
 async def _passthrough(request: web.Request, family: str) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     rt.stats.requests += 1
+    try:
+        check_target(request)
+    except BadTarget as exc:
+        rt.stats.errors += 1
+        return api_error(family, 400, "invalid_request_error", str(exc))
+    try:  # bounded like the API routes' bodies: in size (decoded) and in time
+        raw = await pipeline.read_body(request, rt.policy.limits.max_body_bytes)
+    except pipeline.BadRequest as exc:
+        rt.stats.errors += 1
+        return api_error(family, exc.status, exc.kind, str(exc))
     rt.stats.bypasses += 1
     rt.metrics.bypasses.labels(family, "route_not_cached").inc()
     rt.metrics.requests.labels(family, "bypass", "none").inc()
-    return await pipeline.forward(request, rt, request.app[CLIENT], family, None, "bypass")
+    return await pipeline.forward(request, rt, request.app[CLIENT], family, raw, "bypass")
 
 
 async def _flush(request: web.Request) -> web.Response:
     try:
-        raw = await request.read()
+        raw = await pipeline.read_body(request, request.app[RUNTIME].policy.limits.max_body_bytes)
+    except pipeline.BadRequest as exc:
+        return web.json_response({"error": str(exc)}, status=exc.status)
+    try:
         doc = json.loads(raw) if raw else {}
         if not isinstance(doc, dict):
             raise ValueError("expected a JSON object")

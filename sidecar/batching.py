@@ -5,6 +5,13 @@ same caller, model and options are held for ``batching.windowMs`` and sent upstr
 request of at most ``batching.maxSize`` inputs; each caller gets its own slice back, with
 ``index`` renumbered and the usage split by input length. Only callers presenting the same
 credential are ever batched together, so no request is sent with another caller's key.
+
+One caller's bad input must not fail its batch-mates: when a batch of several callers is
+refused as a bad request (e.g. an input over the model's token limit), each caller's inputs
+are sent again on their own, so the error reaches only the caller whose input caused it.
+A reply that does not hold exactly one vector per input (count, or indexes out of range or
+repeated) cannot be split without serving one caller another input's vector: every caller
+of that batch gets a 502 in OpenAI's error shape, and nothing is stored.
 """
 
 from __future__ import annotations
@@ -12,16 +19,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from multidict import CIMultiDict
+from multidict import CIMultiDict, MultiMapping
 
-from .http_client import Client
+from .http_client import UPSTREAM_ERRORS, Client, send
 from .metrics import Metrics
 from .providers.base import Json
+from .providers.openai_embeddings import matches_inputs
+
+log = logging.getLogger(__name__)
 
 CREDENTIALS = ("authorization", "api-key", "openai-organization", "openai-project")
+#: Statuses that blame the request's content (OpenAI answers 400 for an input over the
+#: token limit): worth retrying each caller alone. Auth, rate-limit and server errors are
+#: the same for every caller and are passed to all of them.
+RETRY_ALONE = frozenset({400, 413, 422})
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,20 +110,43 @@ class EmbeddingBatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _post(self, group: _Group) -> None:
-        self._metrics.upstream_batch_size.labels("openai.embeddings").observe(len(group.inputs))
-        body = json.dumps({**group.template, "input": group.inputs}).encode()
         try:
-            async with group.client.request("POST", group.url, body, group.headers) as up:
-                payload = await up.read()
-                reply = Reply(up.status, _plain(up.headers), payload)
-        except (OSError, TimeoutError) as exc:
+            reply = await self._exchange(group, group.inputs)
+        except UPSTREAM_ERRORS as exc:
             for _, _, future in group.members:
                 if not future.done():
                     future.set_exception(exc)
             return
+        if reply.status in RETRY_ALONE and len(group.members) > 1:
+            await asyncio.gather(*(self._alone(group, *member) for member in group.members))
+            return
         for start, count, future in group.members:
             if not future.done():
                 future.set_result(_slice(reply, group.inputs, start, count))
+
+    async def _alone(
+        self, group: _Group, start: int, count: int, future: asyncio.Future[Reply]
+    ) -> None:
+        """One caller's inputs of a refused batch, sent on their own."""
+        if future.done():  # the caller is gone: nothing to send
+            return
+        inputs = group.inputs[start : start + count]
+        try:
+            reply = await self._exchange(group, inputs)
+        except UPSTREAM_ERRORS as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(_slice(reply, inputs, 0, count))
+
+    async def _exchange(self, group: _Group, inputs: list[str]) -> Reply:
+        """One upstream call for ``inputs`` with the group's model, options and credential."""
+        self._metrics.upstream_batch_size.labels("openai.embeddings").observe(len(inputs))
+        body = json.dumps({**group.template, "input": inputs}).encode()
+        async with send(group.client, "POST", group.url, body, group.headers) as up:
+            payload = await up.read()
+            return Reply(up.status, _plain(up.headers), payload)
 
 
 def _group_key(url: str, headers: list[tuple[str, str]], template: Json) -> str:
@@ -120,22 +158,26 @@ def _group_key(url: str, headers: list[tuple[str, str]], template: Json) -> str:
     return h.hexdigest()
 
 
-def _plain(headers: CIMultiDict[str]) -> CIMultiDict[str]:
+def _plain(headers: MultiMapping[str]) -> CIMultiDict[str]:
     skip = {"content-length", "content-encoding", "transfer-encoding", "connection"}
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in skip)
 
 
 def _slice(reply: Reply, inputs: list[str], start: int, count: int) -> Reply:
-    """One caller's share of a successful batch; errors go to every caller unchanged."""
+    """One caller's share of a successful batch; errors go to every caller unchanged, and a
+    reply without exactly one vector per input becomes a 502 for every caller."""
     if reply.status != 200:
         return reply
     try:
         doc: dict[str, Any] = json.loads(reply.payload)
-        data = sorted(doc["data"], key=lambda d: d["index"])
+        data = doc["data"]
     except (ValueError, KeyError, TypeError):
-        return reply
-    if len(data) != len(inputs):
-        return reply
+        data = None
+    if not isinstance(data, list) or not matches_inputs(data, len(inputs)):
+        got = len(data) if isinstance(data, list) else "no"
+        log.warning("embeddings upstream sent %s vectors for %d inputs", got, len(inputs))
+        return _mismatch(reply, f"upstream returned {got} embeddings for {len(inputs)} inputs")
+    data = sorted(data, key=lambda d: d["index"])
     mine = [{**d, "index": i} for i, d in enumerate(data[start : start + count])]
     usage = doc.get("usage") or {}
     total = sum(len(t) for t in inputs) or 1
@@ -143,3 +185,11 @@ def _slice(reply: Reply, inputs: list[str], start: int, count: int) -> Reply:
     tokens = {k: round(v * share) for k, v in usage.items() if isinstance(v, int)}
     out = {**doc, "data": mine, "usage": {**usage, **tokens}}
     return Reply(reply.status, reply.headers, json.dumps(out, separators=(",", ":")).encode())
+
+
+def _mismatch(reply: Reply, message: str) -> Reply:
+    """A 502 in OpenAI's error shape, keeping the upstream's headers (e.g. its request id)."""
+    error = {"message": f"llmcache: {message}", "type": "api_error", "param": None, "code": None}
+    headers = CIMultiDict(reply.headers)
+    headers["content-type"] = "application/json"
+    return Reply(502, headers, json.dumps({"error": error}).encode())

@@ -18,7 +18,7 @@ from .metrics import Metrics
 class _Slot:
     entry: Entry
     expires: float
-    ttl: int
+    ttl: float
     size: int
 
 
@@ -65,15 +65,13 @@ class L1:
     async def put(self, req: CacheRequest, entry: Entry) -> None:
         self.insert(req.key, entry, req.ttl)
 
-    def insert(self, key: str, entry: Entry, ttl: int) -> None:
-        if self.max_entries == 0:
-            return
-        size = len(entry.encoded()) + 256
-        if size > self.max_bytes:
-            return
-        old = self._slots.pop(key, None)
-        if old is not None:
+    def insert(self, key: str, entry: Entry, ttl: float) -> None:
+        old = self._slots.pop(key, None)  # first: a newer answer too large to keep still
+        if old is not None:  # replaces the old one (it is served from L2 instead)
             self.bytes -= old.size
+        size = len(entry.encoded()) + 256
+        if self.max_entries == 0 or size > self.max_bytes:
+            return
         self._slots[key] = _Slot(entry, time.monotonic() + ttl, ttl, size)
         self.bytes += size
         self._evict()

@@ -67,6 +67,7 @@ class L2:
         self._pending: list[tuple[str, asyncio.Future[bytes | None]]] = []
         self._inflight = 0
         self._writes: list[tuple[str, Entry, int]] = []
+        self._unwritten: dict[str, Entry] = {}  # queued or in flight, by digest
         self._indexed: dict[str, float] = {}  # index set → when to refresh its TTL
         self._write_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -82,6 +83,9 @@ class L2:
         return await self.lookup(req.key, req.ttl)
 
     async def lookup(self, digest: str, ttl: int) -> Hit | None:
+        unwritten = self._unwritten.get(digest)
+        if unwritten is not None:  # read this sidecar's own writes, e.g. right after a refresh
+            return Hit(unwritten, "l2", expires=unwritten.expires)
         raw = await self.fetch(keyspace.entry_key(self.prefix, digest))
         if raw is None:
             return None
@@ -90,9 +94,10 @@ class L2:
         except codec.CorruptValue:
             self._metrics.child(self._metrics.redis_faults, "get", "corrupt").inc()
             return None
-        if self.sliding:
+        if self.sliding:  # the entry lives ``ttl`` from now, wherever it is copied
             self._background(self._touch(digest, ttl))
-        return Hit(entry, "l2")
+            return Hit(entry, "l2")
+        return Hit(entry, "l2", expires=entry.expires)
 
     def fetch(self, key: str) -> asyncio.Future[bytes | None]:
         """The raw value of ``key``; resolves to None on a miss or a fault (never raises).
@@ -144,6 +149,7 @@ class L2:
         if self._is_open():
             return
         self._writes.append((req.key, entry, req.ttl))
+        self._unwritten[req.key] = entry
         if len(self._writes) == 1:
             self._write_timer = asyncio.get_running_loop().call_later(
                 WRITE_DELAY, self._flush_writes
@@ -183,6 +189,10 @@ class L2:
         else:
             self._ok()
             self._metrics.child(self._metrics.stores, "l2").inc(len(batch))
+        finally:
+            for digest, entry, _ in batch:
+                if self._unwritten.get(digest) is entry:
+                    del self._unwritten[digest]
 
     async def _touch(self, digest: str, ttl: int) -> None:
         try:
@@ -195,6 +205,10 @@ class L2:
 
     async def invalidate(self, selector: Selector) -> int:
         """Remove matching entries of the policy and announce it to every sidecar."""
+        self._unwritten = {
+            digest: e for digest, e in self._unwritten.items()
+            if not (selector.everything or selector.matches(e.model, e.tags))
+        }  # fmt: skip
         try:
             async with asyncio.timeout(max(self.timeout * 100, 5.0)):
                 return await keyspace.flush(

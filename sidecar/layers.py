@@ -38,7 +38,7 @@ class Entry:
     replay, the semantic layer): a plain hit sends the bytes it was stored with.
     """
 
-    __slots__ = ("_body", "_response", "created", "model", "priced", "tags", "usage")
+    __slots__ = ("_body", "_response", "created", "expires", "model", "priced", "tags", "usage")
 
     def __init__(
         self,
@@ -48,11 +48,15 @@ class Entry:
         tags: tuple[str, ...] = (),
         body: bytes | None = None,
         usage: Usage | None = None,
+        expires: float = 0.0,
     ) -> None:
         if response is None and body is None:
             raise ValueError("an entry needs a response or its body")
         self._response, self._body = response, body
         self.model, self.created, self.tags, self.usage = model, created, tags, usage
+        # Wall-clock time the entry was stored to expire at (0: unknown), so a copy read from
+        # a shared layer never outlives the original (clocks of pods agree to well under 1 s).
+        self.expires = expires
         # (price table, USD and tokens a hit saves, the counter increments of a hit)
         self.priced: tuple[object, float, int, tuple[Any, ...]] | None = None
 
@@ -81,6 +85,7 @@ class Hit:
     entry: Entry
     layer: str  # "l1", "l2", "semantic", "rag"
     score: float | None = None  # similarity, for semantic and RAG hits
+    expires: float = 0.0  # wall-clock end of the answer's life where it was found (0: none)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,14 +27,17 @@ from aiohttp import web
 
 from llmcache.policy import CachePolicySpec
 from llmcache.prices import cost_usd, price_for
+from llmcache.serving import BODY_TIMEOUT
 
 from . import keys
 from .batching import EmbeddingBatcher
-from .http_client import Client, Response
+from .http_client import UPSTREAM_ERRORS, Client, Response, describe, send
 from .layers import CacheRequest, Entry, Hit
 from .providers.base import Json, Provider, Usage
 from .providers.sse import SSEParser
 from .runtime import Runtime, Seen
+from .target import BadTarget, upstream_tail
+from .target import check as check_target
 from .upstream import api_error, request_headers, response_headers
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ TAG_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
 MAX_TAGS = 16
 MAX_TTL = 31 * 86_400
 STATUS_CLASS = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx")
+TOO_DEEP = "request body is nested too deeply"
 PER_REQUEST_HEADERS = ("cache-control", "x-llmcache-ttl", "x-llmcache-tags")
 _JSON = {"content-type": "application/json"}
 _JSON_HIT_HEADERS = {
@@ -66,8 +70,14 @@ async def handle(
     rt.stats.requests += 1
     resp: web.StreamResponse
     try:
+        check_target(request)
         raw = await read_body(request, policy.limits.max_body_bytes)
-        partition = keys.partition(policy.sharing, request.headers, rt.settings.namespace or "")
+        partition = keys.partition(
+            policy.sharing,
+            request.headers,
+            rt.settings.namespace or "",
+            keys.variant(family, request.raw_headers, request.rel_url.raw_query_string),
+        )
         # 0. The same bytes from the same tenant were seen before: straight to the exact
         # layers, without parsing (SDKs send byte-identical bodies for identical calls).
         seen_key = _seen_key(request, policy, provider, partition, raw)
@@ -84,10 +94,13 @@ async def handle(
                 return resp
         body = parse_json(raw)
         req = prepare(request, rt, policy, provider, body, partition)
-    except BadRequest as exc:
+    except (BadRequest, BadTarget, RecursionError) as exc:
         rt.stats.errors += 1
         rt.metrics.child(rt.metrics.requests, provider.name, "error", "none").inc()
-        return api_error(family, exc.status, exc.kind, str(exc))
+        if isinstance(exc, BadRequest):
+            return api_error(family, exc.status, exc.kind, str(exc))
+        message = TOO_DEEP if isinstance(exc, RecursionError) else str(exc)
+        return api_error(family, 400, "invalid_request_error", message)
 
     if isinstance(req, str):  # a bypass reason
         rt.stats.bypasses += 1
@@ -106,7 +119,7 @@ async def handle(
             rt.metrics.lookup_duration.observe((layer.name,), elapsed)
             if found is not None:
                 if found.layer != "l1":
-                    await rt.promote(req.key, found.entry, req.ttl)
+                    await rt.promote(req.key, found, req.ttl)
                 resp = await respond_hit(request, rt, provider, req.stream, req.body, found)
                 _observe(rt, provider.name, "hit", found.layer, started)
                 return resp
@@ -143,18 +156,48 @@ async def handle(
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body as the handler sees it, at most ``limit`` bytes; every route that reads a
+    body reads it here.
+
+    aiohttp inflates ``content-encoding: gzip/deflate`` bodies (br/zstd when it can) as they
+    are read, and their ``content-length`` is the compressed size, so the limit is counted on
+    the decoded bytes as they come: reading stops at the limit, and a 20 KB body that would
+    inflate to 20 MiB costs no more than ``limit`` of memory. The decoded bytes are what is
+    forwarded (``content-encoding`` does not cross the proxy). A body still arriving when
+    the listener's body timeout expires is a 408."""
     length = request.content_length
-    if length is not None and length > limit:
-        raise BadRequest(413, "request_too_large", f"request body over {limit} bytes")
-    if length is not None:
+    plain = "content-encoding" not in request.headers
+    if plain and length is not None and length > limit:
+        raise _too_large(limit)
+    try:
+        if request.content.is_eof():  # the usual case: the whole body came with its head
+            return await _read(request, limit, plain and length is not None)
+        seconds = request.app[BODY_TIMEOUT]
+        try:
+            async with asyncio.timeout(seconds):
+                return await _read(request, limit, plain and length is not None)
+        except TimeoutError:
+            message = f"request body not received within {seconds:g} s"
+            raise BadRequest(408, "request_timeout", message) from None
+    except web.RequestPayloadError as exc:  # undecodable content-encoding, broken chunking
+        raise BadRequest(400, "invalid_request_error", f"unreadable request body: {exc}") from None
+
+
+async def _read(request: web.Request, limit: int, bounded: bool) -> bytes:
+    """All of the body; counted while it is read unless its declared length bounds it."""
+    if bounded:
         return await request.read()
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(65_536):
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, "request_too_large", f"request body over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    content = request.content
+    body = bytearray()
+    while chunk := await content.readany():
+        if len(body) + len(chunk) > limit:
+            raise _too_large(limit)
+        body += chunk
+    return bytes(body)
+
+
+def _too_large(limit: int) -> BadRequest:
+    return BadRequest(413, "request_too_large", f"request body over {limit} bytes")
 
 
 def parse_json(raw: bytes) -> Json:
@@ -164,6 +207,8 @@ def parse_json(raw: bytes) -> Json:
         raise BadRequest(
             400, "invalid_request_error", f"request body is not valid JSON: {exc}"
         ) from None
+    except RecursionError:
+        raise BadRequest(400, "invalid_request_error", TOO_DEEP) from None
     if not isinstance(body, dict):
         raise BadRequest(400, "invalid_request_error", "request body must be a JSON object")
     return body
@@ -193,7 +238,7 @@ async def _l2_hit(rt: Runtime, seen: Seen) -> Hit | None:
     found = await rt.l2.lookup(seen.key, seen.ttl)
     rt.metrics.lookup_duration.observe(("l2",), time.perf_counter() - t0)
     if found is not None:
-        await rt.promote(seen.key, found.entry, seen.ttl)
+        await rt.promote(seen.key, found, seen.ttl)
     return found
 
 
@@ -244,6 +289,9 @@ def _policy_reason(policy: CachePolicySpec, provider: Provider, body: Json) -> s
         temperature = provider.temperature(body)
         if temperature is not None and temperature > c.max_temperature:
             return "temperature_above_ceiling"
+    for tool in provider.live_tools(body):
+        if tool not in c.cache_live_tools:
+            return f"live_tool_{tool}"  # its answer would be stale or skip a side effect
     return None
 
 
@@ -353,19 +401,20 @@ async def call_upstream(
             resp.headers["x-llmcache"] = "miss"
             response = _json_object(payload) if status == 200 else None
         else:
-            async with client.request(request.method, url, data, headers) as up:
+            async with send(client, request.method, url, data, headers) as up:
                 status = up.status
                 resp, response, payload = await _exchange(request, rt, up, provider, req)
-    except (OSError, TimeoutError) as exc:
+    except UPSTREAM_ERRORS as exc:
+        # Never sent again: the upstream may have read it and be generating (and billing).
         rt.stats.errors += 1
-        return api_error(family, 502, "api_error", f"upstream unreachable: {exc}"), None
+        return api_error(family, 502, "api_error", f"upstream call failed: {describe(exc)}"), None
     elapsed = time.perf_counter() - t0
     rt.metrics.upstream_duration.observe((provider.name, STATUS_CLASS[status // 100]), elapsed)
     if response is None:
         return resp, None
     usage = _usage(provider, response)
     _account_spent(rt, provider.name, req.model, usage)
-    reason = provider.unstorable_reason(response)
+    reason = provider.unstorable_reason(response, req.body)
     if reason is not None:
         rt.metrics.child(rt.metrics.bypasses, provider.name, f"unstorable_{reason}").inc()
         return resp, None
@@ -375,7 +424,8 @@ async def call_upstream(
         # walk the whole cache (the object comes back, parsed, when a replay needs it).
         body=payload if payload is not None else orjson.dumps(response),
         model=req.model,
-        created=time.time(),
+        created=(now := time.time()),
+        expires=now + req.ttl,
         tags=req.tags,
         usage=usage,
     )
@@ -417,16 +467,16 @@ async def _relay_stream(
     assembler = provider.assembler(req.body)
     sent = 0
     try:
-        async for chunk in up.iter_chunks():
+        async for chunk in up.content.iter_any():
             out = [raw for event, data, raw in parser.feed(chunk) if assembler.feed(event, data)]
             if out:
                 block = b"".join(out)
                 await resp.write(block)
                 sent += len(block)
-    except (OSError, TimeoutError) as exc:
+    except UPSTREAM_ERRORS as exc:
         # Cut the client's connection too: ending the stream cleanly would make a
         # truncated answer look complete.
-        log.info("upstream stream interrupted: %s", exc)
+        log.info("upstream stream interrupted: %s", describe(exc))
         rt.metrics.response_bytes.labels(provider.name, "miss").inc(sent)
         if request.transport is not None:
             request.transport.abort()
@@ -454,20 +504,26 @@ async def forward(
     if raw is None:
         raw = await request.read()
     url = rt.upstream(family) + _tail(request, family)
+    resp: web.StreamResponse | None = None
     try:
-        async with client.request(request.method, url, raw, request_headers(request.headers)) as up:
+        async with send(client, request.method, url, raw, request_headers(request.headers)) as up:
             resp = web.StreamResponse(
                 status=up.status, headers=response_headers(up, (("x-llmcache", label),))
             )
             await resp.prepare(request)
             payload = bytearray() if provider is not None and up.status == 200 else None
-            async for chunk in up.iter_chunks():
+            async for chunk in up.content.iter_any():
                 await resp.write(chunk)
                 if payload is not None and up.content_type == "application/json":
                     payload += chunk
             await resp.write_eof()
-    except (OSError, TimeoutError) as exc:
-        return api_error(family, 502, "api_error", f"upstream unreachable: {exc}")
+    except UPSTREAM_ERRORS as exc:
+        if resp is not None and resp.prepared:  # cut mid-answer: cut the client's too
+            log.info("upstream answer interrupted: %s", describe(exc))
+            if request.transport is not None:
+                request.transport.abort()
+            return resp
+        return api_error(family, 502, "api_error", f"upstream call failed: {describe(exc)}")
     if provider is not None and payload:
         response = _json_object(bytes(payload))
         if response is not None:
@@ -540,8 +596,8 @@ def _observe(rt: Runtime, route: str, result: str, layer: str, started: float) -
 
 
 def _tail(request: web.Request, family: str) -> str:
-    """``/anthropic/v1/messages?x`` → ``/v1/messages?x``."""
-    return request.raw_path[len(family) + 1 :]
+    """``/anthropic/v1/messages?x`` → ``/v1/messages?x`` (the target was checked on entry)."""
+    return upstream_tail(request, "/" + family)
 
 
 def _json_object(payload: bytes) -> Json | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 from pydantic import ValidationError
 
-from llmcache.policy import CachePolicySpec, load_spec
+from llmcache.policy import CachePolicySpec, describe_error, load_spec, parse_spec
 
 from .runtime import Runtime
 
@@ -28,19 +28,22 @@ LONG_POLL_SECONDS = 30
 RETRY_MIN, RETRY_MAX = 0.5, 10.0
 
 
-async def watch_file(rt: Runtime, path: str) -> None:
-    last = _mtime(path)
+async def watch_file(rt: Runtime, path: str, loaded: float | None = None) -> None:
+    """Re-read ``path`` whenever its modification time differs from that of the version in
+    force (``loaded``: taken before the process read it first)."""
+    last = loaded if loaded is not None else file_version(path)
     while True:
         await asyncio.sleep(FILE_POLL_SECONDS)
-        current = _mtime(path)
+        current = file_version(path)
         if current == last:
             continue
         last = current
         try:
             spec = load_spec(path)
-        except (OSError, ValueError, ValidationError) as exc:
+        except (OSError, ValueError) as exc:
             rt.metrics.policy_reloads.labels("invalid").inc()
-            log.error("policy file %s rejected, keeping the current policy: %s", path, exc)
+            reason = describe_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            log.error("policy file %s rejected, keeping the current policy: %s", path, reason)
             continue
         await _apply(rt, spec, rt.generation)
 
@@ -65,12 +68,14 @@ async def _watch_url(rt: Runtime, url: str, session: aiohttp.ClientSession) -> N
                     continue
                 resp.raise_for_status()
                 doc = await resp.json()
-            spec = CachePolicySpec.model_validate(doc["spec"])
+            spec = parse_spec(doc["spec"])
             generation = int(doc.get("generation", 0))
         except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            reason = str(exc)
             if isinstance(exc, ValidationError):
                 rt.metrics.policy_reloads.labels("invalid").inc()
-            log.warning("policy source %s: %s; retrying in %.1fs", url, exc, pause)
+                reason = describe_error(exc)
+            log.warning("policy source %s: %s; retrying in %.1fs", url, reason, pause)
             await asyncio.sleep(pause)
             pause = min(pause * 2, RETRY_MAX)
             continue
@@ -109,7 +114,7 @@ async def _apply(rt: Runtime, spec: CachePolicySpec, generation: int) -> None:
     log.info("policy generation %d applied", generation)
 
 
-def _mtime(path: str) -> float | None:
+def file_version(path: str) -> float | None:
     try:
         return Path(path).stat().st_mtime_ns / 1e9
     except OSError:

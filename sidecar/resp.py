@@ -25,10 +25,24 @@ class RespError(Exception):
     """Redis answered with an error, or the connection failed."""
 
 
+class _Call:
+    """The replies one ``execute`` waits for: a single future for all its commands, so a
+    failed connection leaves one exception per call, which its caller always retrieves
+    (one future per command left the rest unretrieved, each logged as "Future exception
+    was never retrieved")."""
+
+    __slots__ = ("expected", "future", "replies")
+
+    def __init__(self, future: asyncio.Future[list[Any]], expected: int) -> None:
+        self.future = future
+        self.replies: list[Any] = []
+        self.expected = expected
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
-        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.waiting: deque[_Call] = deque()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -38,16 +52,19 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
-            future = self.waiting.popleft()
-            if not future.done():  # a caller that gave up still owns its place in line
-                future.set_result(reply)
+            call = self.waiting[0]
+            call.replies.append(reply)
+            if len(call.replies) == call.expected:
+                self.waiting.popleft()
+                if not call.future.done():  # a caller that gave up still owns its place
+                    call.future.set_result(call.replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         error = RespError(f"connection lost: {exc}" if exc else "connection closed")
         while self.waiting:
-            future = self.waiting.popleft()
-            if not future.done():
+            future = self.waiting.popleft().future
+            if not future.done():  # a cancelled caller's future is done: nobody to tell
                 future.set_exception(error)
 
 
@@ -86,12 +103,13 @@ class RespConnection:
         transport = protocol.transport
         if transport is None:
             raise RespError("not connected")
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in commands]
-        protocol.waiting.extend(futures)
+        if not commands:
+            return []
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        protocol.waiting.append(_Call(future, len(commands)))
         packed = (hiredis.pack_command(c) for c in commands)  # type: ignore[arg-type]  # stub: 1-tuple
         transport.write(b"".join(packed))
-        return [await future for future in futures]
+        return await future
 
     async def _connected(self) -> _Protocol:
         protocol = self._protocol

@@ -18,7 +18,7 @@ from llmcache.policy import CachePolicySpec
 from .batching import EmbeddingBatcher
 from .l1 import L1
 from .l2 import L2
-from .layers import CacheRequest, Entry, Layer, Selector
+from .layers import CacheRequest, Hit, Layer, Selector
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -156,16 +156,25 @@ class Runtime:
         self.extra_layers = []
         if self.policy.semantic.enabled:
             from .semantic import make_layer  # the local model loads only when asked for
+            from .semantic.metrics import semantic_metrics
 
-            self.extra_layers = [
-                make_layer(
-                    self.policy.semantic,
-                    self.metrics,
-                    self.prefix,
-                    self.redis_url,
-                    self.policy.redis.timeout_ms,
+            try:
+                self.extra_layers = [
+                    make_layer(
+                        self.policy.semantic,
+                        self.metrics,
+                        self.prefix,
+                        self.redis_url,
+                        self.policy.redis.timeout_ms,
+                    )
+                ]
+            except Exception as exc:  # fail open: the exact layers and the app keep working
+                log.error(
+                    "semantic layer unavailable, running without it: %s (an image without "
+                    "the `embed` extra needs semantic.embedder.url)",
+                    exc,
                 )
-            ]
+                semantic_metrics(self.metrics).embedder_faults.labels("unavailable").inc()
 
     async def _on_announced_flush(self, selector: Selector) -> None:
         removed = await self.l1.invalidate(selector)
@@ -198,9 +207,15 @@ class Runtime:
         self.seen.clear()
         self._seen_bytes = 0
 
-    async def promote(self, key: str, entry: Entry, ttl: int) -> None:
-        if self.policy.exact.enabled:
-            self.l1.insert(key, entry, ttl)
+    async def promote(self, key: str, hit: Hit, ttl: int) -> None:
+        """Copy a hit from a shared layer into L1, for no longer than it still lives where it
+        was found: never for the reader's own TTL, which may be longer."""
+        if not self.policy.exact.enabled:
+            return
+        remaining = hit.expires - time.time()
+        if hit.expires and remaining <= 0:
+            return
+        self.l1.insert(key, hit.entry, min(ttl, remaining) if hit.expires else ttl)
 
     async def close(self) -> None:
         layers: list[Layer] = [self.l1, *([self.l2] if self.l2 else []), *self.extra_layers]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from aiohttp import web
 from multidict import CIMultiDict
 
-from .http_client import Client, Response
+from .http_client import Client, Response, new_session
 
 HOP_BY_HOP = frozenset(
     {
@@ -27,7 +27,7 @@ OWN_REQUEST_HEADERS = frozenset({"x-llmcache-ttl", "x-llmcache-tags"})
 
 def new_client() -> Client:
     """Connect within 10 s; a streamed answer may pause for up to 15 minutes."""
-    return Client(connect_timeout=10, read_timeout=900)
+    return new_session(connect_timeout=10, read_timeout=900)
 
 
 def request_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import Proc, RedisServer, llmcache
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_is_never_proxied() -> Iterator[None]:
+    """Test traffic stays on loopback even on a machine that routes HTTP through a proxy:
+    the sidecar, like the SDKs, honours ``HTTP(S)_PROXY`` and ``NO_PROXY``."""
+    before = os.environ.get("NO_PROXY")
+    loopback = "127.0.0.1,localhost,::1"
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = f"{before},{loopback}" if before else loopback
+    yield
 
 
 @pytest.fixture

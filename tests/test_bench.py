@@ -73,6 +73,7 @@ def test_latency_bench_smoke(tmp_path: Path) -> None:
     rows = {r["name"]: r for r in doc["rows"]}
     for name in (
         "bare aiohttp",
+        "sidecar's upstream, direct",
         "minimal aiohttp proxy -> sim",
         "minimal proxy + redis-py GET/SET",
         "sidecar miss",
@@ -87,7 +88,8 @@ def test_latency_bench_smoke(tmp_path: Path) -> None:
     l1, l2 = rows["sidecar L1 hit"]["check"], rows["sidecar L2 hit"]["check"]
     miss = rows["sidecar miss"]["check"]
     assert l1["requests"] > 0 and l1["l1"] == l1["requests"]
-    assert l2["requests"] > 0 and l2["l2"] == l2["requests"]
+    # (an L2 lookup may time out on a loaded machine: that request fails open to the upstream)
+    assert l2["requests"] > 0 and l2["l2"] >= 0.98 * l2["requests"]
     assert miss["requests"] > 0 and miss["misses"] == miss["requests"]
     assert set(doc["verdicts"]) == {
         "sidecar L1 hit", "sidecar L2 hit", "sidecar miss", "sidecar miss, memory only"
@@ -114,3 +116,21 @@ def test_workload_bench_smoke(tmp_path: Path) -> None:
     for m in modes.values():
         assert m["errors"] == 0, m
         assert m["wrong_answers"] == 0, m["wrong_examples"]
+
+
+@pytest.mark.timeout(240)
+def test_redis_faults_bench_smoke(tmp_path: Path) -> None:
+    """Redis killed, restarted, frozen and thawed under 32 SDK clients: no client sees an
+    error or a wrong answer, and the faults were really felt (counted by the sidecars)."""
+    out = tmp_path / "redis-faults.json"
+    stdout = _bench("redis-faults", "--seconds", "8", "--cycles", "1", "--out", str(out))
+    doc = json.loads(out.read_text())
+    phases = [p["phase"] for p in doc["phases"]]
+    assert phases == ["baseline", "killed", "restarted", "frozen", "thawed"]
+    total = doc["total"]
+    assert total["requests"] > 0 and total["hits"] > 0, total
+    assert total["errors"] == 0, doc["error_examples"]
+    assert total["wrong"] == 0 and total["unjudged"] == 0, doc["wrong_examples"]
+    assert doc["upstream_calls"] <= doc["client_misses"]  # never two upstream calls for one
+    assert sum(doc["redis_faults"].values()) > 0  # the sidecars did see Redis fail
+    assert doc["pass"] and "PASS" in stdout

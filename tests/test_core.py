@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from llmcache.sidecar import codec, keys
@@ -12,8 +18,10 @@ from llmcache.sidecar.metrics import Metrics
 from llmcache.sidecar.providers.base import Usage
 from pydantic import ValidationError
 
-from llmcache.policy import CachePolicySpec, Sharing, load_spec
+from llmcache.policy import CachePolicySpec, Sharing, describe_error, load_spec, parse_spec
 from llmcache.prices import cost_usd, price_for
+from llmcache.redact import install_log_redaction, redact
+from tests.support import llmcache, wait_for
 
 
 def test_canonical_form_ignores_key_order_and_whitespace() -> None:
@@ -146,6 +154,142 @@ def test_policy_defaults_bounds_and_files(tmp_path: object) -> None:
         "apiVersion: llmcache.dev/v1alpha1\nkind: CachePolicy\nspec:\n  exact: {ttlSeconds: 5}\n"
     )
     assert load_spec(path).exact.ttl_seconds == 5
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"cacheability": {"maxTemperature": False}},
+        {"exact": {"l1MaxBytes": True}},
+        {"exact": {"ttlSeconds": "5"}},
+        {"exact": {"ttlSeconds": 1.5}},
+        {"exact": {"enabled": 1}},
+        {"exact": {"enabled": "true"}},
+        {"semantic": {"threshold": "0.9"}},
+        {"onDelete": 0},
+        {"cacheability": {"includeModels": "gpt-*"}},
+        {"exact": {"ttl_seconds": 5}},  # the API server knows camelCase only
+    ],
+    ids=repr,
+)
+def test_policy_types_are_as_strict_as_the_api_servers(spec: dict[str, Any]) -> None:
+    """Issue 17: the sidecar took ``false`` for a number that kubectl refuses."""
+    with pytest.raises(ValidationError):
+        parse_spec(spec)
+
+
+def test_policy_reads_numbers_and_nulls_as_the_api_server_does(tmp_path: Path) -> None:
+    # A whole float is an integer, an integer is a number, null on a non-nullable field
+    # means its default (the API server prunes it), null on a nullable one stays unset.
+    spec = parse_spec(
+        {
+            "exact": {"ttlSeconds": 60.0, "l1MaxEntries": None},
+            "semantic": {"threshold": 1},
+            "cacheability": {"maxTemperature": None},
+        }
+    )
+    assert spec.exact.ttl_seconds == 60 and isinstance(spec.exact.ttl_seconds, int)
+    assert spec.exact.l1_max_entries == 10_000
+    assert spec.semantic.threshold == 1.0 and spec.cacheability.max_temperature is None
+    path = tmp_path / "p.yaml"
+    path.write_text("exact:\n  ttlSeconds:\n  slidingTtl: yes\nsemantic: {threshold: 1}\n")
+    loaded = load_spec(path)
+    assert loaded.exact.ttl_seconds == 86_400 and loaded.exact.sliding_ttl is True
+
+
+def test_a_bad_upstream_url_in_a_policy_file_says_what_to_fix(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("upstreams:\n  anthropic: file:///etc/passwd\n")
+    with pytest.raises(ValidationError) as err:
+        load_spec(path)
+    assert describe_error(err.value) == (
+        "spec.upstreams.anthropic: must start with http:// or https:// (got 'file:///etc/passwd')"
+    )
+
+
+def test_errors_and_log_lines_never_carry_url_credentials(caplog: Any) -> None:
+    """Issue 17: ``input_value='redis://admin:…@redis:6379/0'`` was logged."""
+    assert redact("redis://admin:s3cret@redis:6379/0") == "redis://admin:***@redis:6379/0"
+    assert redact("at rediss://:p@ss@r:6380 and https://sk-1@h/") == (
+        "at rediss://:***@r:6380 and https://***@h/"
+    )
+    assert redact("redis://r/0?password=s3cret&db=1") == "redis://r/0?password=***&db=1"
+    assert redact("mail admin@example.com at http://h/a@b") == (
+        "mail admin@example.com at http://h/a@b"
+    )
+    # `redis: <url>` instead of `redis: {url: <url>}`: pydantic's own rendering quotes it.
+    with pytest.raises(ValidationError) as err:
+        parse_spec({"redis": "redis://admin:s3cret@redis:6379/0"})
+    assert "input_value='redis://admin:s3cret@redis:6379/0'" in str(err.value)
+    assert describe_error(err.value) == (
+        "spec.redis: Input should be a valid dictionary or instance of Redis "
+        "(got 'redis://admin:***@redis:6379/0')"
+    )
+    with pytest.raises(ValidationError) as err:
+        parse_spec({"redis": {"url": "redis://admin:s3cret@redis:6379/zero"}})
+    assert "'redis://admin:***@redis:6379/zero'" in describe_error(err.value)
+
+    install_log_redaction()
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("llmcache.test").warning("failing: %s", err.value)
+        try:
+            raise ConnectionError("cannot reach redis://admin:s3cret@redis:6379/0")
+        except ConnectionError:
+            logging.getLogger("llmcache.test").exception("redis down")
+    assert "s3cret" not in caplog.text and "admin:***@redis" in caplog.text
+
+
+def test_a_sidecar_refuses_an_upstream_flag_it_could_not_use() -> None:
+    """Issue 17: with a file:// upstream every request failed with 500."""
+    done = subprocess.run(
+        [sys.executable, "-m", "llmcache", "sidecar", "--listen", "127.0.0.1:0",
+         "--anthropic-upstream", "file:///etc/passwd", "--openai-upstream", "https://k@h"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert (
+        "invalid flags: --anthropic-upstream 'file:///etc/passwd': must start with http:// or "
+        "https://; --openai-upstream 'https://***@h': must not carry credentials"
+    ) in done.stderr
+
+
+LEAKY_POLICY = "redis: redis://admin:s3cret@redis:6379/0\n"  # `redis: {url: ...}` meant
+
+
+def test_a_sidecar_refusing_a_policy_does_not_log_its_redis_password(tmp_path: Path) -> None:
+    """Issue 17: the refusal quoted ``input_value='redis://admin:s3cret@redis:6379/0'``."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(LEAKY_POLICY)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmcache",
+            "sidecar",
+            "--listen",
+            "127.0.0.1:0",
+            "--policy",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "invalid policy: spec.redis: Input should be a valid dictionary" in done.stderr
+    assert "admin:***@redis" in done.stderr and "s3cret" not in done.stderr + done.stdout
+
+    # The same file arriving as a live update is refused and logged the same way.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("exact: {ttlSeconds: 60}\n")
+    proc = llmcache("sidecar", "--listen", "127.0.0.1:0", "--policy", str(policy))
+    try:
+        policy.write_text(LEAKY_POLICY)
+        os.utime(policy, (time.time() + 5, time.time() + 5))  # a new mtime, whatever the clock
+        wait_for(lambda: "rejected" in proc.output(), timeout=30, what="the update refused")
+        assert "admin:***@redis" in proc.output() and "s3cret" not in proc.output()
+    finally:
+        proc.stop()
 
 
 def test_prices_match_dated_models_and_overrides() -> None:

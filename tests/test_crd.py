@@ -15,7 +15,7 @@ import yaml
 from llmcache.operator.crd import crd, render
 from pydantic import ValidationError
 
-from llmcache.policy import CachePolicySpec
+from llmcache.policy import CachePolicySpec, describe_error, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "cachepolicies.yaml"
@@ -109,35 +109,60 @@ def test_status_printer_columns_and_names() -> None:
 celpy = pytest.importorskip("celpy", reason="cel-python not installed")
 
 
-def _rules() -> list[tuple[str, str, str]]:
-    """(path, rule, message) for every x-kubernetes-validations without k8s-only functions."""
+def _rules() -> list[tuple[str, dict[str, Any], str, str]]:
+    """(path, node, rule, message) for every x-kubernetes-validations."""
     out = []
     for path, node in walk(spec_schema()):
         for rule in node.get("x-kubernetes-validations") or []:
-            out.append((path, rule["rule"], rule["message"]))
+            out.append((path, node, rule["rule"], rule["message"]))
     return out
 
 
-def _at(doc: dict[str, Any], path: str) -> Any:
-    for part in path.split(".")[1:]:
-        doc = doc.get(part, {})
-    return doc
+def _at(doc: Any, path: str, node: dict[str, Any]) -> list[Any]:
+    """The values at a ``walk`` path (``[]``: every item). An absent object counts as ``{}``
+    (its schema default, which the API server validates too); an absent or null scalar is
+    not validated at all."""
+    values = [doc]
+    parts = path.replace("[]", ".[]").split(".")[1:]
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        absent = {} if not last or node.get("type") == "object" else None
+        nxt: list[Any] = []
+        for value in values:
+            if part == "[]":
+                nxt += value if isinstance(value, list) else []
+            elif isinstance(value, dict):
+                nxt.append(value.get(part, absent))
+        values = nxt
+    return [v for v in values if v is not None]
 
 
 def cel_errors(spec: dict[str, Any]) -> list[str]:
-    """Evaluate the CRD's CEL rules the way the API server does, on the defaulted object.
-    ``quantity()`` is Kubernetes' own library: evaluated by the real API server in
-    tests/kube, skipped here."""
+    """Evaluate the CRD's CEL rules the way the API server does, on the defaulted object:
+    ``<path>: <message>`` per failed rule. ``quantity()`` is Kubernetes' own library:
+    evaluated by the real API server in tests/kube, skipped here."""
     env = celpy.Environment()
     errors = []
-    for path, rule, message in _rules():
+    for path, node, rule, message in _rules():
         if "quantity(" in rule:
             continue
-        value = _at(spec, path)
-        result = env.program(env.compile(rule)).evaluate({"self": celpy.json_to_cel(value)})
-        if not bool(result):
-            errors.append(message)
+        program = env.program(env.compile(rule))
+        for value in _at(spec, path, node):
+            if not bool(program.evaluate({"self": celpy.json_to_cel(value)})):
+                errors.append(f"{path}: {message}")
     return errors
+
+
+def rag_store(url: str) -> dict[str, Any]:
+    return {"name": "docs", "kind": "qdrant", "url": url}
+
+
+def upstream(url: str) -> dict[str, Any]:
+    return {"upstreams": {"openai": url}}
+
+
+def redis(url: str) -> dict[str, Any]:
+    return {"redis": {"url": url}}
 
 
 CASES: list[tuple[str, dict[str, Any], str | None]] = [
@@ -146,7 +171,7 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("rag without upstreams", {"rag": {"enabled": True}}, "rag.upstreams"),
     (
         "rag with an upstream",
-        {"rag": {"enabled": True, "upstreams": [{"name": "docs", "kind": "qdrant", "url": "x"}]}},
+        {"rag": {"enabled": True, "upstreams": [rag_store("http://qdrant:6333")]}},
         None,
     ),
     ("headers scope without headers", {"sharing": {"scope": "headers"}}, "contextHeaders"),
@@ -155,16 +180,37 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
         {"sharing": {"scope": "headers", "contextHeaders": ["x-tenant"]}},
         None,
     ),
+    # URLs (issue 17: a file:// upstream was accepted, then every request failed with 500).
+    ("file upstream", {"upstreams": {"anthropic": "file:///etc/passwd"}}, "http:// or https://"),
+    ("ftp embedder", {"semantic": {"embedder": {"url": "ftp://e/v1"}}}, "http:// or https://"),
+    ("bare host:port store", {"rag": {"upstreams": [rag_store("qdrant:6333")]}}, "http://"),
+    ("upstream with credentials", upstream("https://u:pw@api.openai.com"), "credentials"),
+    ("upstream with a user", upstream("https://sk-123@api.openai.com"), "credentials"),
+    ("upstream with a query", upstream("https://api.openai.com/v1?key=1"), "query"),
+    ("upstream with a fragment", upstream("https://api.openai.com/#x"), "fragment"),
+    ("upstream without a host", upstream("http://"), "host"),
+    ("upstream with a port too high", upstream("http://sim:65536"), "65535"),
+    ("upstream with a space", upstream("http://sim /v1"), "path characters"),
+    ("upstream with a newline", upstream("http://sim\n"), "path characters"),
+    ("upstream gateway path", upstream("https://gw.internal:8443/anthropic/"), None),
+    ("upstream ipv6 literal", upstream("http://[::1]:9000"), None),
+    ("redis with a password", redis("redis://admin:s3cret@redis:6379/0"), None),
+    ("redis tls with options", redis("rediss://:pw@redis.example:6380/1?ssl_cert_reqs=none"), None),
+    ("redis unix socket", redis("unix:///var/run/redis.sock?db=2"), None),
+    ("redis over http", redis("http://redis:6379"), "redis://, rediss:// or unix://"),
+    ("redis db not a number", redis("redis://redis:6379/zero"), "[/db]"),
+    ("redis without a host", redis("redis://:6379"), "[/db]"),
+    ("unix without a path", redis("unix://"), "unix:///path/to/socket"),
 ]
 
 
 @pytest.mark.parametrize(("case", "spec", "error"), CASES, ids=[c[0] for c in CASES])
 def test_pydantic_and_cel_agree(case: str, spec: dict[str, Any], error: str | None) -> None:
     try:
-        CachePolicySpec.model_validate(spec)
+        parse_spec(spec)
         pydantic_error = None
     except ValidationError as exc:
-        pydantic_error = str(exc)
+        pydantic_error = describe_error(exc)
     # The API server applies the schema's defaults before it evaluates CEL.
     defaulted = _merge(_defaults(spec_schema()), spec)
     cel = cel_errors(defaulted)

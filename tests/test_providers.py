@@ -439,7 +439,7 @@ async def test_anthropic_assembler_matches_sdk_accumulation(
     assert result is not None
     assert forwarded == payload  # every upstream byte reaches the client unchanged
     assert claude_dump(result) == claude_dump(sdk_final)
-    assert ANTHROPIC.unstorable_reason(result) is None
+    assert ANTHROPIC.unstorable_reason(result, {}) is None
 
 
 async def test_anthropic_assembled_fields(
@@ -502,7 +502,7 @@ async def test_anthropic_replay_chunks_long_text() -> None:
 def test_anthropic_incomplete_answers_are_unstorable(stop: str, reason: str) -> None:
     result, _ = run(ANTHROPIC, {}, claude_stream(stop))
     assert result is not None
-    assert ANTHROPIC.unstorable_reason(result) == reason
+    assert ANTHROPIC.unstorable_reason(result, {}) == reason
 
 
 def test_anthropic_interrupted_or_errored_stream_has_no_result() -> None:
@@ -770,7 +770,7 @@ async def test_chat_assembler_matches_sdk_accumulation(
     assert chat_dump(result) == chat_dump(sdk_final)
     assert result["object"] == "chat.completion"
     assert CHAT.usage(result) == Usage(input=29, output=46, cache_read=1024, cache_write=64)
-    assert CHAT.unstorable_reason(result) is None
+    assert CHAT.unstorable_reason(result, {}) is None
 
 
 async def test_chat_usage_is_asked_upstream_and_hidden_from_the_client(
@@ -834,7 +834,7 @@ async def test_chat_replay_equals_json(
 )
 def test_chat_incomplete_answers_are_unstorable(finish: str, reason: str) -> None:
     result, _ = run(CHAT, {}, chat_text_stream(finish))
-    assert result is not None and CHAT.unstorable_reason(result) == reason
+    assert result is not None and CHAT.unstorable_reason(result, {}) == reason
 
 
 def test_chat_refusal_and_interruptions() -> None:
@@ -848,7 +848,7 @@ def test_chat_refusal_and_interruptions() -> None:
         ]
     )
     result, _ = run(CHAT, {}, refusal)
-    assert result is not None and CHAT.unstorable_reason(result) == "refused"
+    assert result is not None and CHAT.unstorable_reason(result, {}) == "refused"
     assert run(CHAT, {}, chat_text_stream(done=False))[0] is None
     error = wire(
         [(None, {"error": {"message": "The server had an error", "type": "server_error"}})]
@@ -1076,7 +1076,7 @@ async def test_responses_assembler_matches_sdk(oai: openai.AsyncOpenAI, upstream
     result, forwarded = run(RESPONSES, upstream.bodies[-1], payload, seed=5)
     assert result is not None and forwarded == payload
     assert response_dump(result) == response_dump(sdk_final)
-    assert RESPONSES.unstorable_reason(result) is None
+    assert RESPONSES.unstorable_reason(result, {}) is None
     assert RESPONSES.usage(result) == Usage(input=16, output=117, cache_read=1920, cache_write=100)
 
 
@@ -1105,7 +1105,7 @@ async def test_responses_replay_equals_json(oai: openai.AsyncOpenAI, upstream: U
 
 def test_responses_unfinished_streams() -> None:
     incomplete, _ = run(RESPONSES, {}, responses_stream("response.incomplete"))
-    assert incomplete is not None and RESPONSES.unstorable_reason(incomplete) == "truncated"
+    assert incomplete is not None and RESPONSES.unstorable_reason(incomplete, {}) == "truncated"
     assert run(RESPONSES, {}, responses_stream("response.failed"))[0] is None
     assert run(RESPONSES, {}, responses_stream(None))[0] is None
     error = wire([("error", {"type": "error", "code": "server_error", "message": "boom",
@@ -1114,7 +1114,7 @@ def test_responses_unfinished_streams() -> None:
     refused = response_object(
         output=[{**MESSAGE, "content": [{"type": "refusal", "refusal": "No."}]}]
     )
-    assert RESPONSES.unstorable_reason(refused) == "refused"
+    assert RESPONSES.unstorable_reason(refused, {}) == "refused"
 
 
 def test_responses_statefulness() -> None:
@@ -1188,12 +1188,134 @@ async def test_embeddings(oai: openai.AsyncOpenAI, upstream: Upstream) -> None:
     assert canonical(EMBEDDINGS.key_material({**body, "encoding_format": "float"})) != key
     assert canonical(EMBEDDINGS.key_material({**body, "dimensions": 256})) != key
     assert canonical(EMBEDDINGS.key_material({**body, "input": "hello!"})) != key
-    response = {"object": "list", "data": [], "model": "m", "usage": {"prompt_tokens": 8}}
+    vector: Json = {"object": "embedding", "index": 0, "embedding": [0.5]}
+    response = {"object": "list", "data": [vector], "model": "m", "usage": {"prompt_tokens": 8}}
     assert EMBEDDINGS.usage(response) == Usage(input=8)
-    assert EMBEDDINGS.unstorable_reason(response) is None
-    assert EMBEDDINGS.unstorable_reason({"error": {"message": "x"}}) == "malformed"
+    assert EMBEDDINGS.unstorable_reason(response, body) is None
+    assert EMBEDDINGS.unstorable_reason({"error": {"message": "x"}}, body) == "malformed"
+    # One vector per input, indexes 0..n-1 each once; anything else is never stored.
+    two = {**body, "input": ["a", "b"]}
+    vectors = [{**vector, "index": i} for i in (1, 0)]
+    assert EMBEDDINGS.unstorable_reason({**response, "data": vectors}, two) is None
+    tokens = {**body, "input": [[1, 2], [3]]}
+    assert EMBEDDINGS.unstorable_reason({**response, "data": vectors}, tokens) is None
+    assert EMBEDDINGS.unstorable_reason(response, {**body, "input": [1, 2, 3]}) is None
+    for data, request in [
+        ([vector], two),  # fewer
+        (vectors, body),  # more
+        ([vector, vector], two),  # an index twice
+        ([vector, {**vector, "index": 2}], two),  # out of range
+        ([{**vector, "index": "0"}], body),  # not an index
+        ([], body),
+    ]:
+        assert EMBEDDINGS.unstorable_reason({**response, "data": data}, request) == (
+            "shape_mismatch"
+        )
     assert EMBEDDINGS.temperature(body) is None and not EMBEDDINGS.streams
     assert not EMBEDDINGS.is_stream({**body, "stream": True})
+
+
+# -- live-data and side-effecting server tools -------------------------------------------------
+
+# (tools, as each SDK takes them; the live tools the provider must name)
+CLAUDE_TOOLS: list[tuple[list[Json], tuple[str, ...]]] = [
+    ([{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}], ("web_search",)),
+    (
+        [
+            {"type": "web_fetch_20260209", "name": "web_fetch"},
+            {"type": "code_execution_20260120", "name": "code_execution"},
+            {"type": "web_search_20260209", "name": "web_search"},
+        ],
+        ("web_fetch", "code_execution", "web_search"),
+    ),
+    (
+        [
+            {"name": "weather", "input_schema": {"type": "object"}},
+            {"type": "bash_20250124", "name": "bash"},
+            {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+            {"type": "memory_20250818", "name": "memory"},
+            {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"},
+        ],
+        (),
+    ),
+]
+RESPONSES_TOOLS: list[tuple[list[Json], tuple[str, ...]]] = [
+    ([{"type": "web_search"}], ("web_search",)),
+    ([{"type": "web_search_2025_08_26"}], ("web_search",)),
+    ([{"type": "web_search_preview"}, {"type": "web_search_preview_2025_03_11"}], ("web_search",)),
+    ([{"type": "file_search", "vector_store_ids": ["vs_1"]}], ("file_search",)),
+    (
+        [{"type": "mcp", "server_label": "drive", "connector_id": "connector_googledrive"}],
+        ("mcp",),
+    ),
+    ([{"type": "code_interpreter", "container": "cntr_1"}], ("code_interpreter",)),
+    ([{"type": "shell", "environment": {"type": "container_reference", "container_id": "c"}}],
+     ("shell",)),
+    (
+        [
+            {"type": "function", "name": "f", "parameters": {"type": "object"}},
+            {"type": "shell", "environment": {"type": "local"}},
+            {"type": "shell"},
+            {"type": "local_shell"},
+            {"type": "apply_patch"},
+            {"type": "image_generation"},
+            {"type": "computer_use_preview", "display_width": 1024, "display_height": 768,
+             "environment": "browser"},
+        ],
+        (),
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("tools", "live"), CLAUDE_TOOLS)
+async def test_anthropic_live_tools_as_the_sdk_sends_them(
+    claude: anthropic.AsyncAnthropic, upstream: Upstream, tools: list[Json], live: tuple[str, ...]
+) -> None:
+    await claude.messages.with_raw_response.create(**CLAUDE_ARGS, tools=tools)
+    assert ANTHROPIC.live_tools(upstream.bodies[-1]) == live
+
+
+async def test_anthropic_mcp_servers_and_threads(
+    claude: anthropic.AsyncAnthropic, upstream: Upstream
+) -> None:
+    await claude.beta.messages.with_raw_response.create(
+        **CLAUDE_ARGS,
+        mcp_servers=[{"type": "url", "url": "https://mcp.example.com/sse", "name": "example"}],
+        tools=[{"type": "mcp_toolset", "mcp_server_name": "example"}],
+        betas=["mcp-client-2025-11-20"],
+    )
+    assert ANTHROPIC.live_tools(upstream.bodies[-1]) == ("mcp",)
+    assert ANTHROPIC.uncacheable_reason(upstream.bodies[-1]) is None
+    await claude.beta.messages.with_raw_response.create(**CLAUDE_ARGS, thread={"type": "create"})
+    assert ANTHROPIC.uncacheable_reason(upstream.bodies[-1]) == "stateful_thread"
+    await claude.beta.messages.with_raw_response.create(
+        **CLAUDE_ARGS, thread={"type": "continue", "previous_message_id": "msg_01"}
+    )
+    assert ANTHROPIC.uncacheable_reason(upstream.bodies[-1]) == "stateful_thread"
+    assert ANTHROPIC.live_tools({**CLAUDE_ARGS, "mcp_servers": []}) == ()
+
+
+async def test_chat_web_search(oai: openai.AsyncOpenAI, upstream: Upstream) -> None:
+    await oai.chat.completions.with_raw_response.create(
+        **{**CHAT_ARGS, "model": "gpt-4o-search-preview"},
+        web_search_options={"search_context_size": "low"},
+    )
+    assert CHAT.live_tools(upstream.bodies[-1]) == ("web_search",)
+    assert CHAT.live_tools({**CHAT_ARGS, "model": "gpt-4o-mini-search-preview-2025-03-11"}) == (
+        "web_search",
+    )
+    assert CHAT.live_tools({**CHAT_ARGS, "model": "gpt-5-search-api"}) == ("web_search",)
+    assert CHAT.live_tools({**CHAT_ARGS, "model": "research-model"}) == ()
+    assert CHAT.live_tools(CHAT_ARGS) == ()
+
+
+@pytest.mark.parametrize(("tools", "live"), RESPONSES_TOOLS)
+async def test_responses_live_tools_as_the_sdk_sends_them(
+    oai: openai.AsyncOpenAI, upstream: Upstream, tools: list[Json], live: tuple[str, ...]
+) -> None:
+    await oai.responses.with_raw_response.create(**RESP_ARGS, tools=tools)
+    assert RESPONSES.live_tools(upstream.bodies[-1]) == live
+    assert EMBEDDINGS.live_tools({"model": "m", "input": "x", "tools": tools}) == ()
 
 
 # -- SSE parsing ------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ import concurrent.futures
 import os
 import signal
 
+import pytest
 from llmcache.sidecar import codec
 
 from tests.conftest import SidecarFactory
-from tests.support import RedisServer, wait_for
+from tests.support import Proc, RedisServer, wait_for
 from tests.test_sidecar import KEY_A, ask, claude, http, sim_count, stats
 
 ENTRY_PREFIX = "llmcache:_:default:e:"
@@ -110,6 +111,49 @@ def test_garbage_in_redis_is_a_miss_not_an_answer(
     headers, message = ask(claude(reader), "will be corrupted")
     assert headers["x-llmcache"] == "miss" and message.content
     assert b'reason="corrupt"' in http("GET", f"{reader.url}/metrics")[2]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "scrambled"])
+def test_a_damaged_small_entry_is_a_miss_and_is_replaced(
+    sidecar: SidecarFactory, redis_server: RedisServer, upstream: Proc, damage: str
+) -> None:
+    """Entries under 1 KiB are stored uncompressed; damage to one used to come back as a
+    hit whose body was not JSON (the SDK raised ``JSONDecodeError``)."""
+    writer = sidecar("--redis-url", redis_server.url)
+    _, original = ask(claude(writer), "small and fragile")
+    (key,) = wait_for(lambda: entry_keys(redis_server), timeout=5)
+    with redis_server.client() as client:
+        value = client.get(key)
+        assert value is not None and len(value) < 1024 and not value[5] & codec.COMPRESSED
+        if damage == "truncated":
+            broken = value[:-7]
+        else:  # same length, one byte of the body changed
+            i = len(value) - 20
+            broken = value[:i] + bytes([value[i] ^ 0x55]) + value[i + 1 :]
+        client.set(key, broken)
+    reader = sidecar("--redis-url", redis_server.url)
+    before = sim_count(upstream)
+    headers, fresh = ask(claude(reader), "small and fragile")
+    assert headers["x-llmcache"] == "miss" and fresh.content == original.content
+    assert sim_count(upstream) - before == 1
+    assert (
+        b'llmcache_redis_faults_total{op="get",reason="corrupt"} 1.0'
+        in http("GET", f"{reader.url}/metrics")[2]
+    )
+    # The miss stored a sound entry again: a third sidecar reads it from Redis.
+    wait_for(lambda: _readable(redis_server, key), timeout=5)
+    headers, message = ask(claude(sidecar("--redis-url", redis_server.url)), "small and fragile")
+    assert (headers["x-llmcache"], headers["x-llmcache-layer"]) == ("hit", "l2")
+    assert message.model_dump() == fresh.model_dump()
+
+
+def _readable(redis: RedisServer, key: bytes) -> bool:
+    with redis.client() as client:
+        try:
+            codec.decode(client.get(key))
+        except codec.CorruptValue:
+            return False
+        return True
 
 
 def test_no_credentials_in_redis_or_logs(

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from llmcache.bench.semantic.pairs import labelled
 from llmcache.sidecar.semantic import guards
 from llmcache.sidecar.semantic.canonical import render
 from llmcache.sidecar.semantic.index import Record, VectorIndex
@@ -23,6 +24,12 @@ from llmcache.sidecar.semantic.store import decode_record, encode_record
         ("Is it safe to eat raw eggs?", "Is it not safe to eat raw eggs?", "negation"),
         ("Is it legal to record a call?", "Is it illegal to record a call?", "negation"),
         ("How do I reverse a list in Python?", "How do I reverse a list in Ruby?", "entities"),
+        ("What is 5G?", "What is 4G?", "numbers"),
+        ("Enable 2FA on GitHub", "Enable 2FA on GitLab", "entities"),
+        ("Python 3 features", "Ruby 3 features", "entities"),
+        ("Paris hotels near the Louvre", "Hotels near the Louvre", "entities"),
+        # Both open with a verb, and not the same one.
+        ("Encrypt the file with AES.", "Decrypt the file with AES.", "entities"),
     ],
 )  # fmt: skip
 def test_guards_veto_hard_negatives(a: str, b: str, guard: str) -> None:
@@ -37,10 +44,26 @@ def test_guards_veto_hard_negatives(a: str, b: str, guard: str) -> None:
         ("How do I convert Celsius to Fahrenheit?", "How can I convert Celsius into Fahrenheit?"),
         ("How do I sort a dictionary by value in Python?",
          "How can I sort a Python dictionary by its values?"),
+        # Words mixing digits and letters are entities and are found in the other text.
+        ("What is 5G?", "What is 5G?"),
+        ("Set an alarm for 7pm.", "Set an alarm for 7pm."),
+        ("How do I enable 2FA on GitHub?", "How can I turn on 2FA for GitHub?"),
+        # A capitalised opening verb is the request, not a name.
+        ("Outline the causes of the First World War.",
+         "What were the causes of the First World War?"),
+        ("Recommend a good book about Rust.", "What is a good book about Rust?"),
+        ("Suggest names for a black cat.", "What are good names for a black cat?"),
     ],
 )  # fmt: skip
 def test_guards_let_paraphrases_through(a: str, b: str) -> None:
     assert guards.first_failure(a, b) is None
+
+
+def test_every_labelled_prompt_passes_against_itself() -> None:
+    texts = {t for a, b, _, _ in labelled() for t in (a, b)}
+    assert [t for t in texts if guards.first_failure(t, t)] == []
+    assert guards.entities("Set an alarm for 7pm, then call Anna.") == {"7pm", "anna"}
+    assert guards.entities("Outline the causes. Paris hotels?") == {"paris"}
 
 
 def msg(text: str, system: str = "S", history: list[dict[str, str]] | None = None) -> dict:

@@ -67,6 +67,24 @@ def test_hard_negatives_miss(
     assert metric(proc, "llmcache_semantic_rejections_total") >= 2
 
 
+def test_terms_like_2fa_and_opening_verbs_do_not_veto_paraphrases(
+    sidecar: SidecarFactory, redis_server: RedisServer, upstream: Proc
+) -> None:
+    proc = start(sidecar, redis_server)
+    client = claude(proc)
+    pairs: list[tuple[str, str]] = [
+        ("How do I set up 2FA on GitHub?", "How can I set up 2FA on GitHub?"),  # 0.997
+        ("What is a good book about Rust?", "Recommend a good book about Rust."),  # 0.954
+    ]
+    before = sim_count(upstream)
+    for a, b in pairs:
+        assert ask(client, a)[0]["x-llmcache"] == "miss"
+        headers, _ = ask(client, b)
+        assert (headers["x-llmcache"], headers.get("x-llmcache-layer")) == ("hit", "semantic")
+    assert sim_count(upstream) == before + len(pairs)
+    assert metric(proc, "llmcache_semantic_rejections_total") == 0
+
+
 def test_no_cross_tenant_or_cross_model_hit(
     sidecar: SidecarFactory, redis_server: RedisServer
 ) -> None:
@@ -140,3 +158,23 @@ def test_shadow_mode_scores_but_goes_upstream(
     assert sim_count(upstream) == before + 2
     outcomes = metric(proc, "llmcache_semantic_shadow_total", "would_hit")
     assert outcomes == 1
+
+
+def test_without_an_embedding_model_the_sidecar_fails_open(
+    sidecar: SidecarFactory, tmp_path: Any
+) -> None:
+    """An image without the `embed` extra and a policy with the semantic layer on but no
+    embedder URL: the sidecar keeps serving (exact layers only) and counts the fault, instead
+    of crash-looping the application's pod."""
+    shadow = tmp_path / "no-embed"
+    (shadow / "tokenizers").mkdir(parents=True)
+    (shadow / "tokenizers" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'tokenizers'\")\n"
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("semantic:\n  enabled: true\n")
+    proc = sidecar("--policy", str(policy), env={"PYTHONPATH": str(shadow)})
+    client = claude(proc)
+    assert ask(client, "fails open without a model")[0]["x-llmcache"] == "miss"
+    assert ask(client, "fails open without a model")[0]["x-llmcache"] == "hit"
+    assert metric(proc, "llmcache_embedder_faults_total", 'reason="unavailable"') == 1

@@ -198,7 +198,9 @@ def test_fields_that_do_not_change_the_answer_still_hit(sidecar: SidecarFactory)
     ask(client)
     headers, _ = ask(client, metadata={"user_id": "someone-else"})
     assert headers["x-llmcache"] == "hit"
-    # JSON key order and whitespace do not matter either.
+    # JSON key order and whitespace do not matter either (with the SDK's own API version: the
+    # version is key material).
+    version = client.default_headers["anthropic-version"]
     body = {
         "messages": [{"content": "What is contract law?", "role": "user"}],
         "max_tokens": 400,
@@ -208,7 +210,7 @@ def test_fields_that_do_not_change_the_answer_still_hit(sidecar: SidecarFactory)
         "POST",
         f"{proc.url}/anthropic/v1/messages",
         json.dumps(body, indent=3).encode(),
-        {"x-api-key": KEY_A, "anthropic-version": "2023-06-01", "content-type": "application/json"},
+        {"x-api-key": KEY_A, "anthropic-version": version, "content-type": "application/json"},
     )
     assert (status, hdrs["x-llmcache"]) == (200, "hit")
 

@@ -502,6 +502,11 @@ def test_embeddings_base64_and_float(oc: openai.OpenAI, sim_url: str) -> None:
     assert decoded.shape == (1536,) and raw["usage"]["prompt_tokens"] == 3
     with pytest.raises(openai.BadRequestError):
         oc.embeddings.create(model="text-embedding-3-small", input="")
+    too_long = "word " * 40_000  # ~50k tokens: over the 8192 one input may have
+    with pytest.raises(openai.BadRequestError) as err:
+        oc.embeddings.create(model="text-embedding-3-small", input=["fine", too_long])
+    assert err.value.type == "invalid_request_error" and err.value.code is None
+    assert "maximum context length is 8192 tokens" in err.value.message
 
 
 def test_models_both_shapes(ac: anthropic.Anthropic, oc: openai.OpenAI) -> None:

@@ -110,7 +110,7 @@ class Oracle:
         if got.same_as(self.answers[req.key()]):
             return "correct"
         if req.group >= 0 and got.content in self.by_group.get(
-            (req.route, req.role, req.group), set()
+            (req.route + req.variant_key(), req.role, req.group), set()
         ):
             return "equivalent"
         return "wrong"
@@ -130,7 +130,7 @@ async def build_oracle(trace: Trace, upstream: str, store: str, concurrency: int
                 session.post(
                     (store if req.route.startswith("rag") else upstream) + ROUTES[req.route][1],
                     json=req.body,
-                    headers={**headers_for(req.route), **ZERO_LATENCY},
+                    headers={**headers_for(req.route), **req.headers, **ZERO_LATENCY},
                 ) as resp,
             ):
                 payload = await resp.read()
@@ -141,9 +141,8 @@ async def build_oracle(trace: Trace, upstream: str, store: str, concurrency: int
         await asyncio.gather(*(ask(k, r) for k, r in unique.items()))
     for key, req in unique.items():
         if req.group >= 0:
-            oracle.by_group.setdefault((req.route, req.role, req.group), set()).add(
-                oracle.answers[key].content
-            )
+            group = (req.route + req.variant_key(), req.role, req.group)
+            oracle.by_group.setdefault(group, set()).add(oracle.answers[key].content)
     return oracle
 
 
@@ -165,9 +164,8 @@ async def replay(
             t0 = time.perf_counter()
             status, cache, layer, verdict, detail = 0, "none", "", "error", ""
             try:
-                async with session.post(
-                    url, data=json.dumps(req.body), headers=headers_for(req.route)
-                ) as resp:
+                headers = {**headers_for(req.route), **req.headers}
+                async with session.post(url, data=json.dumps(req.body), headers=headers) as resp:
                     payload = await resp.read()
                     status = resp.status
                     cache = resp.headers.get("x-llmcache", "none")

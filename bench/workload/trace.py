@@ -7,7 +7,9 @@ the same vector for the same wording, a vector within cosine ~0.99 of it for a p
 A step asks about one task chosen with a Zipf-like popularity over the paraphrase
 groups (mostly its canonical wording, sometimes a paraphrase), or a fresh prompt that never
 repeats. Some steps are bursts: the same request sent several times at once (fan-out).
-Every request is streaming or not, Anthropic or OpenAI, as its agent's role says.
+Every request is streaming or not, Anthropic or OpenAI, as its agent's role says. One agent
+per role sends a header that selects another answer upstream (an Anthropic beta, an OpenAI
+project): the same bodies as its peers', which a cache must not answer with theirs.
 
 The composition (first asks, exact repeats, paraphrases of earlier asks, fresh prompts,
 burst duplicates) is counted in trace order (agents interleaved step by step), which is how
@@ -62,6 +64,14 @@ class TraceConfig:
     burst_share: float = 0.04
     burst_size: tuple[int, int] = (4, 8)
     stream_share: float = 0.4
+    variant_agents: int = 1  # agents per role that send an answer-changing header
+
+
+# The answer-changing header an agent of a variant sends, per API.
+VARIANT_HEADERS = {
+    "anthropic.messages": {"anthropic-beta": "context-1m-2025-08-07"},
+    "openai.chat": {"OpenAI-Project": "proj_workload_b"},
+}
 
 
 @dataclass
@@ -72,6 +82,7 @@ class Req:
     group: int  # -1 for fresh prompts
     variant: int  # 0 canonical, >0 paraphrase, -1 fresh
     category: str = ""  # first | repeat | paraphrase | fresh | burst-dup
+    headers: dict[str, str] = field(default_factory=dict)  # answer-changing headers
 
     @property
     def stream(self) -> bool:
@@ -82,14 +93,17 @@ class Req:
         return str(self.body.get("model", ""))
 
     def key(self) -> str:
-        """The request's identity for the oracle: its exact body."""
-        return self.route + " " + json.dumps(self.body, sort_keys=True)
+        """The request's identity for the oracle: its exact body and headers."""
+        return self.route + self.variant_key() + " " + json.dumps(self.body, sort_keys=True)
+
+    def variant_key(self) -> str:
+        return json.dumps(self.headers, sort_keys=True) if self.headers else ""
 
     def answer_key(self) -> str:
         """What decides the answer: the body without the stream flag, which only changes how
         the same answer is delivered (a cache replays one answer either way)."""
         body = {**self.body, "stream": None, "stream_options": None}
-        return self.route + " " + json.dumps(body, sort_keys=True)
+        return self.route + self.variant_key() + " " + json.dumps(body, sort_keys=True)
 
 
 @dataclass
@@ -169,6 +183,10 @@ def generate(config: TraceConfig) -> Trace:
     ] + [(f"retrieval-{i}", "retrieval") for i in range(1, config.retrieval_agents + 1)]
     for name, role in agent_roles:
         arng = random.Random(f"{config.seed}:{name}")
+        number = int(name.rsplit("-", 1)[1])
+        variant_agent = role != "retrieval" and number > config.agents_per_role - (
+            config.variant_agents
+        )
         steps: list[Step] = []
         for _ in range(config.steps_per_agent):
             group = order[arng.choices(range(len(GROUPS)), weights)[0]]
@@ -192,7 +210,11 @@ def generate(config: TraceConfig) -> Trace:
             burst = 1
             if group >= 0 and arng.random() < config.burst_share:
                 burst = arng.randint(*config.burst_size)
-            steps.append(Step([Req(route, dict(body), role, group, variant) for _ in range(burst)]))
+            headers = VARIANT_HEADERS[route] if variant_agent else {}
+            steps.append(
+                Step([Req(route, dict(body), role, group, variant, headers=headers)
+                      for _ in range(burst)])
+            )  # fmt: skip
         trace.agents[name] = steps
     _label(trace)
     return trace
@@ -242,7 +264,7 @@ def rag_points(seed: int) -> list[dict[str, Any]]:
 def _label(trace: Trace) -> None:
     """Categorise each request in interleaved trace order."""
     seen_bodies: set[str] = set()
-    seen_groups: set[tuple[str, str, int]] = set()  # (route, role, group)
+    seen_groups: set[tuple[str, str, int]] = set()  # (route and variant, role, group)
     longest = max((len(s) for s in trace.agents.values()), default=0)
     for i in range(longest):
         for steps in trace.agents.values():
@@ -256,10 +278,10 @@ def _label(trace: Trace) -> None:
                     req.category = "fresh"
                 elif ident in seen_bodies:
                     req.category = "repeat"
-                elif (req.route, req.role, req.group) in seen_groups:
+                elif (req.route + req.variant_key(), req.role, req.group) in seen_groups:
                     req.category = "paraphrase"
                 else:
                     req.category = "first"
                 seen_bodies.add(ident)
                 if req.group >= 0:
-                    seen_groups.add((req.route, req.role, req.group))
+                    seen_groups.add((req.route + req.variant_key(), req.role, req.group))

@@ -11,11 +11,19 @@ from llmcache import serving
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--listen", default=os.environ.get("LLMCACHE_EMBEDDER_LISTEN", "127.0.0.1:8790")
+        "--listen",
+        default=os.environ.get("LLMCACHE_EMBEDDER_LISTEN", "127.0.0.1:8790"),
+        help="host:port to serve /v1/embeddings on [LLMCACHE_EMBEDDER_LISTEN]",
     )
-    parser.add_argument("--window-ms", type=float, default=2.0, help="batching window")
-    parser.add_argument("--max-batch", type=int, default=64)
-    parser.add_argument("--cache-size", type=int, default=10_000, help="exact LRU entries")
+    parser.add_argument(
+        "--window-ms", type=float, default=2.0, help="how long a batch waits for more inputs, ms"
+    )
+    parser.add_argument(
+        "--max-batch", type=int, default=64, help="inputs embedded together at most"
+    )
+    parser.add_argument(
+        "--cache-size", type=int, default=10_000, help="texts whose vectors are kept (exact LRU)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

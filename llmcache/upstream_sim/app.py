@@ -12,6 +12,7 @@ from . import anthropic_api, embeddings, models, openai_chat, openai_responses
 from .errors import ApiError, anthropic_error, openai_error
 from .runtime import SimOptions, SimState
 from .sse import StreamCut
+from .text import VARIANT, VARIANT_HEADERS
 
 STATE_KEY = web.AppKey("state", SimState)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -107,9 +108,19 @@ def _with_body(fn: BodyHandler) -> Handler:
                 "There was an error parsing the body of your request: invalid JSON",
                 code="",
             ) from None
+        VARIANT.set(variant(request))  # this request's task only
         return await fn(request, request.app[STATE_KEY], body)
 
     return handler
+
+
+def variant(request: web.Request) -> bytes:
+    """What besides the body selects a different answer: see ``text.VARIANT_HEADERS``.
+    Empty for the plain SDK call, so answers without a variant stay what they were."""
+    found = [(name, request.headers[name]) for name in VARIANT_HEADERS if name in request.headers]
+    if request.query_string:
+        found.append(("?", request.query_string))
+    return json.dumps(found).encode() if found else b""
 
 
 async def _stats(request: web.Request) -> web.Response:

@@ -30,6 +30,9 @@ DEFAULT_DIMS = 256
 _FIXED_DIMS = frozenset({"text-embedding-ada-002"})
 _WORD = re.compile(r"\w+")
 _MAX_INPUTS = 2048
+#: Tokens one input may have; longer → 400, as the real API answers.
+MAX_INPUT_TOKENS = {"text-embedding-ada-002": 8191}
+DEFAULT_MAX_INPUT_TOKENS = 8192
 
 
 def embed(text: str, dims: int) -> np.ndarray:
@@ -86,12 +89,13 @@ def _inputs(value: Any) -> list[str]:
     return out
 
 
-def _tokens(value: Any, texts: list[str]) -> int:
+def _tokens(value: Any, texts: list[str]) -> list[int]:
+    """Tokens of each input: token arrays count their ids, texts are estimated."""
     if isinstance(value, list) and value and isinstance(value[0], list):
-        return sum(len(v) for v in value)
+        return [len(v) for v in value]
     if isinstance(value, list) and value and isinstance(value[0], int):
-        return len(value)
-    return sum(max(1, estimate_tokens(t)) for t in texts)
+        return [len(value)]
+    return [max(1, estimate_tokens(t)) for t in texts]
 
 
 async def create_embeddings(request: web.Request, state: SimState, raw: Any) -> web.Response:
@@ -125,6 +129,17 @@ async def create_embeddings(request: web.Request, state: SimState, raw: Any) -> 
             param="encoding_format",
             code="",
         )
+    tokens = _tokens(raw.get("input"), texts)
+    limit = MAX_INPUT_TOKENS.get(model, DEFAULT_MAX_INPUT_TOKENS)
+    longest = max(tokens)
+    if longest > limit:
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {limit} tokens, however you requested "
+            f"{longest} tokens ({longest} in your prompt; 0 for the completion). "
+            "Please reduce your prompt; or completion length.",
+            code="",
+        )
     await state.latency.pace(request).wait(0)
     data = []
     for index, text in enumerate(texts):
@@ -137,12 +152,11 @@ async def create_embeddings(request: web.Request, state: SimState, raw: Any) -> 
             else vec.tolist()
         )
         data.append({"object": "embedding", "index": index, "embedding": value})
-    tokens = _tokens(raw.get("input"), texts)
     body = {
         "object": "list",
         "data": data,
         "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "usage": {"prompt_tokens": sum(tokens), "total_tokens": sum(tokens)},
     }
     return web.Response(
         text=dumps(body), content_type="application/json", headers={"x-request-id": request_id()}

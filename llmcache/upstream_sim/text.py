@@ -1,8 +1,9 @@
 """Deterministic text, token estimates and request fingerprints.
 
 Every answer the simulator gives is a pure function of a request fingerprint (the request
-body minus the fields that do not change a real model's answer), so a benchmark can
-compare a cached answer with what the upstream gives for that exact request.
+body minus the fields that do not change a real model's answer, plus the request's
+*variant*: the headers and query string that select API versions, betas and projects), so a
+benchmark can compare a cached answer with what the upstream gives for that exact request.
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ import hashlib
 import json
 import math
 import random
+from contextvars import ContextVar
 from typing import Any
+
+# Headers whose value changes what the real APIs answer (a beta's features, a project's
+# models): the simulator's answers depend on them too, so a cache that ignored them shows.
+VARIANT_HEADERS = (
+    "anthropic-beta", "anthropic-workspace-id",
+    "openai-organization", "openai-project", "openai-beta",
+)  # fmt: skip
+# The variant of the request being answered (set per request, read by ``fingerprint``).
+VARIANT: ContextVar[bytes] = ContextVar("variant", default=b"")
 
 WORDS = [
     "the",
@@ -179,7 +190,7 @@ def strip_key(obj: Any, key: str, keep_under: frozenset[str] = frozenset()) -> A
 def fingerprint(body: dict[str, Any], ignored: frozenset[str]) -> bytes:
     """SHA-256 of the body's answer-relevant fields."""
     relevant = {k: v for k, v in body.items() if k not in ignored}
-    return hashlib.sha256(canonical(relevant)).digest()
+    return hashlib.sha256(VARIANT.get() + canonical(relevant)).digest()
 
 
 def short_hash(seed: bytes, label: str, length: int = 24) -> str:

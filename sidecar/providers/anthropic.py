@@ -21,12 +21,24 @@ from .common import (
     dumps,
     loads_object,
     pieces,
+    tool_types,
+    versioned,
     without_key,
 )
 from .sse import encode
 
 #: Fields that never change the answer (see docs/cache-key.md).
 DROP = frozenset({"stream", "metadata", "cache_control", "user_profile_id"})
+
+#: Server tools (``type`` without its date) whose answers depend on the time or act on the
+#: world, and their names in ``live_tool_<name>``. Client tools (bash, text editor, computer,
+#: memory) are run by the caller, whose results arrive in the next request's key.
+LIVE_TOOLS = {
+    "web_search": "web_search",
+    "web_fetch": "web_fetch",
+    "code_execution": "code_execution",
+    "mcp_toolset": "mcp",
+}
 
 #: Stop reasons whose answer is not a complete one.
 UNSTORABLE = {
@@ -46,7 +58,20 @@ class AnthropicMessages(SamplingRequest):
     def uncacheable_reason(self, body: Json) -> str | None:
         if body.get("container") is not None:
             return "stateful_container"  # code-execution state lives in the container
+        if body.get("thread") is not None:
+            return "stateful_thread"  # beta: the conversation is held server-side
         return None
+
+    def live_tools(self, body: Json) -> tuple[str, ...]:
+        found = [
+            name
+            for kind in tool_types(body)
+            for base, name in LIVE_TOOLS.items()
+            if versioned(kind, base)
+        ]
+        if body.get("mcp_servers"):
+            found.append("mcp")  # remote MCP servers the API calls during the turn
+        return tuple(dict.fromkeys(found))
 
     def key_material(self, body: Json) -> Json:
         material = drop_fields(body, DROP)
@@ -67,7 +92,7 @@ class AnthropicMessages(SamplingRequest):
     def assembler(self, body: Json) -> MessageAssembler:
         return MessageAssembler()
 
-    def unstorable_reason(self, response: Json) -> str | None:
+    def unstorable_reason(self, response: Json, body: Json) -> str | None:
         if response.get("type") != "message":
             return "error" if response.get("type") == "error" else "malformed"
         stop = response.get("stop_reason")

@@ -45,6 +45,12 @@ class Provider(Protocol):
     def uncacheable_reason(self, body: Json) -> str | None:
         """Why this request may never be cached (stateful, background, n>1, ...), or None."""
 
+    def live_tools(self, body: Json) -> tuple[str, ...]:
+        """Server tools the request offers whose answers depend on the time or act on the
+        world (web search, code execution, MCP), by name (``web_search``, ...): cached for
+        a TTL they would be stale or skip a side effect, so they bypass unless the policy's
+        ``cacheability.cacheLiveTools`` names them."""
+
     def key_material(self, body: Json) -> Json:
         """Only the fields that change the answer, canonicalised (no ``stream``,
         ``metadata.user_id``, ``prompt_cache_key``, ...)."""
@@ -61,8 +67,9 @@ class Provider(Protocol):
 
     def assembler(self, body: Json) -> Assembler: ...
 
-    def unstorable_reason(self, response: Json) -> str | None:
-        """Why a successful response must not be stored (truncated, refused, incomplete)."""
+    def unstorable_reason(self, response: Json, body: Json) -> str | None:
+        """Why a successful response to ``body`` must not be stored (truncated, refused,
+        incomplete, or not the shape the request asked for)."""
 
     def replay(self, response: Json, body: Json) -> Iterator[bytes]:
         """The cached response as this API's SSE byte stream, honouring the client's

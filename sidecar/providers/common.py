@@ -57,6 +57,20 @@ def without_key(items: Any, key: str) -> Any:
     return items
 
 
+def tool_types(body: Json) -> list[str]:
+    """The ``type`` of every entry of the request's ``tools``."""
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return []
+    return [t["type"] for t in tools if isinstance(t, dict) and isinstance(t.get("type"), str)]
+
+
+def versioned(kind: str, base: str) -> bool:
+    """``kind`` is the tool type ``base`` or a dated version of it (``web_search_20250305``,
+    ``web_search_preview_2025_03_11``)."""
+    return kind == base or kind.startswith(base + "_")
+
+
 def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 

@@ -10,6 +10,7 @@ that did not ask.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,9 @@ DROP = OPENAI_DROP | {"store"}
 #: finish_reason values whose answer is not a complete one.
 UNSTORABLE = {"length": "truncated", "content_filter": "content_filter"}
 
+#: Chat models that always search the web (gpt-4o-search-preview, gpt-5-search-api, ...).
+SEARCH_MODEL = re.compile(r"-search-(preview|api)")
+
 DONE = b"data: [DONE]\n\n"
 BREAKPOINT = "prompt_cache_breakpoint"
 
@@ -47,6 +51,13 @@ class OpenAIChat(SamplingRequest):
             # Audio answers reference server-side audio by id, with an expiry.
             return "audio_output"
         return None
+
+    def live_tools(self, body: Json) -> tuple[str, ...]:
+        # The search models search the web on every request, options or not.
+        model = self.model(body)
+        if body.get("web_search_options") is not None or SEARCH_MODEL.search(model):
+            return ("web_search",)
+        return ()
 
     def key_material(self, body: Json) -> Json:
         material = drop_fields(body, DROP)
@@ -71,7 +82,7 @@ class OpenAIChat(SamplingRequest):
     def assembler(self, body: Json) -> ChatAssembler:
         return ChatAssembler(forward_usage=_wants_usage(body))
 
-    def unstorable_reason(self, response: Json) -> str | None:
+    def unstorable_reason(self, response: Json, body: Json) -> str | None:
         if response.get("object") != "chat.completion":
             return "malformed"
         choices = response.get("choices")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from .base import Json, Usage
 from .common import as_int, drop_fields, dumps
@@ -10,6 +11,27 @@ from .common import as_int, drop_fields, dumps
 #: Fields that never change the answer (see docs/cache-key.md). `encoding_format` stays: it
 #: changes the response (the openai SDK asks for base64 unless told otherwise).
 DROP = frozenset({"user"})
+
+
+def input_count(value: Any) -> int:
+    """How many vectors the request asks for: one per string or token array."""
+    if isinstance(value, str):
+        return 1
+    if isinstance(value, list) and value and all(isinstance(t, int) for t in value):
+        return 1  # one input given as token ids
+    return len(value) if isinstance(value, list) else 0
+
+
+def matches_inputs(data: list[Any], count: int) -> bool:
+    """``data`` holds exactly one embedding for each of ``count`` inputs: indexes 0..count-1,
+    each once. Anything else is an upstream error, never split among callers or stored."""
+    indexes: list[int] = []
+    for item in data:
+        index = item.get("index") if isinstance(item, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool):
+            return False
+        indexes.append(index)
+    return sorted(indexes) == list(range(count))
 
 
 class _NoStream:
@@ -28,6 +50,9 @@ class OpenAIEmbeddings:
 
     def uncacheable_reason(self, body: Json) -> str | None:
         return None
+
+    def live_tools(self, body: Json) -> tuple[str, ...]:
+        return ()
 
     def key_material(self, body: Json) -> Json:
         return drop_fields(body, DROP)
@@ -48,9 +73,12 @@ class OpenAIEmbeddings:
     def assembler(self, body: Json) -> _NoStream:
         return _NoStream()
 
-    def unstorable_reason(self, response: Json) -> str | None:
-        if response.get("object") != "list" or not isinstance(response.get("data"), list):
+    def unstorable_reason(self, response: Json, body: Json) -> str | None:
+        data = response.get("data")
+        if response.get("object") != "list" or not isinstance(data, list):
             return "malformed"
+        if not matches_inputs(data, input_count(body.get("input"))):
+            return "shape_mismatch"  # another input's vector could be served as this one's
         return None
 
     def replay(self, response: Json, body: Json) -> Iterator[bytes]:

@@ -22,12 +22,21 @@ from .common import (
     dumps,
     loads_object,
     pieces,
+    versioned,
     without_key,
 )
 from .sse import encode
 
 #: Fields that never change the answer (see docs/cache-key.md).
 DROP = OPENAI_DROP
+
+#: Hosted tools whose answers depend on the time or on server-side state, or act on the
+#: world: web search (every ``web_search*`` version), file search over a vector store that
+#: can change, remote MCP servers, code run in a container, and the shell in a hosted
+#: container. Function, custom, computer, local shell and apply-patch tools are run by the
+#: caller; image generation depends on the request only.
+LIVE_TOOLS = ("web_search", "file_search", "mcp", "code_interpreter")
+_HOSTED_SHELL = frozenset({"container_auto", "container_reference"})
 
 BREAKPOINT = "prompt_cache_breakpoint"
 _TEXT_ROLES = frozenset({"user", "system", "developer"})
@@ -53,6 +62,19 @@ class OpenAIResponses(SamplingRequest):
             return "unpinned_prompt"  # the template's latest version can change any time
         return None
 
+    def live_tools(self, body: Json) -> tuple[str, ...]:
+        found: list[str] = []
+        tools = body.get("tools")
+        for tool in tools if isinstance(tools, list) else ():
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if not isinstance(kind, str):
+                continue
+            found += [name for name in LIVE_TOOLS if versioned(kind, name)]
+            env = tool.get("environment")
+            if kind == "shell" and isinstance(env, dict) and env.get("type") in _HOSTED_SHELL:
+                found.append("shell")
+        return tuple(dict.fromkeys(found))
+
     def key_material(self, body: Json) -> Json:
         material = drop_fields(body, DROP)
         if material.get("temperature") == DEFAULT_TEMPERATURE:
@@ -67,7 +89,7 @@ class OpenAIResponses(SamplingRequest):
     def assembler(self, body: Json) -> ResponseAssembler:
         return ResponseAssembler()
 
-    def unstorable_reason(self, response: Json) -> str | None:
+    def unstorable_reason(self, response: Json, body: Json) -> str | None:
         if response.get("object") != "response":
             return "malformed"
         status = response.get("status")

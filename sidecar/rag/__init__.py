@@ -12,9 +12,11 @@ from aiohttp import web
 from llmcache.policy import RagUpstream
 
 from .. import keys
-from ..http_client import Client
+from ..http_client import UPSTREAM_ERRORS, Client, describe, send
 from ..layers import Entry
+from ..pipeline import BadRequest, read_body
 from ..runtime import Runtime
+from ..target import BadTarget, upstream_tail
 from ..upstream import request_headers
 from .cache import RagCache
 from .requests import Query, Write, classify
@@ -74,20 +76,22 @@ async def _handle(request: web.Request, rt: Runtime, client: Client) -> web.Stre
     if not policy.rag.enabled or upstream is None:
         return _json(404, f"no vector store named {name!r} in the policy's rag.upstreams")
     rt.stats.requests += 1
-    raw = await request.read()
+    try:
+        tail = upstream_tail(request, f"/rag/{name}")
+        raw = await read_body(request, policy.limits.max_body_bytes)
+    except BadTarget as exc:
+        return _json(400, str(exc))
+    except BadRequest as exc:
+        return _json(exc.status, str(exc))
     body: Any = None
     if raw:
         try:
             body = json.loads(raw)
         except ValueError:
             body = None
-    tail = "/" + request.match_info["tail"]
-    url = (
-        upstream.url.rstrip("/")
-        + tail
-        + (f"?{request.query_string}" if request.query_string else "")
-    )
-    what = classify(upstream.kind, request.method, tail, body if isinstance(body, dict) else None)
+    url = upstream.url.rstrip("/") + tail
+    path = tail.partition("?")[0]
+    what = classify(upstream.kind, request.method, path, body if isinstance(body, dict) else None)
     cache = _cache(request, rt)
     control = request.headers.get("cache-control", "").lower()
 
@@ -102,7 +106,9 @@ async def _handle(request: web.Request, rt: Runtime, client: Client) -> web.Stre
         _observe(rt, "bypass", "none", started)
         return resp
 
-    tenant = keys.partition(policy.sharing, request.headers, rt.settings.namespace or "")
+    # The whole path and query are part of the partition: they name the store's tenant,
+    # database and collection, and whatever options the query string adds.
+    tenant = keys.partition(policy.sharing, request.headers, rt.settings.namespace or "", tail)
     gen = await cache.generation(name, what.collection)
     if gen is None:  # Redis cannot tell whether a write happened: do not serve or store
         resp = await _forward(request, client, url, raw, "bypass")
@@ -153,7 +159,7 @@ async def _call(
 ) -> tuple[web.Response, bytes | None]:
     """Forward; also return the body when it is a storable success (a JSON object)."""
     try:
-        async with client.request(request.method, url, raw, request_headers(request.headers)) as up:
+        async with send(client, request.method, url, raw, request_headers(request.headers)) as up:
             payload = await up.read()
             headers = {k: v for k, v in up.headers.items() if k.lower() not in _DROP}
             headers["x-llmcache"] = "miss"
@@ -165,8 +171,8 @@ async def _call(
                 except ValueError:
                     storable = None
             return resp, storable
-    except (OSError, TimeoutError) as exc:
-        return _json(502, f"vector store unreachable: {exc}"), None
+    except UPSTREAM_ERRORS as exc:
+        return _json(502, f"vector store call failed: {describe(exc)}"), None
 
 
 async def _forward(

@@ -53,6 +53,22 @@ _COMMON_CAPS = {
     "hey", "hi", "hello", "ok", "okay", "so", "and", "but", "or", "any", "some", "quick",
     "question", "whats", "what's", "how's", "it", "to", "difference", "meaning",
 }  # fmt: skip
+# Verbs that open a request for text ("Recommend ...", "Outline ..."), never names: only at
+# a sentence start, where a capital says nothing, so a name spelled like one mid-sentence
+# stays an entity. Verbs with an opposite ("Encrypt"/"Decrypt") are deliberately absent.
+_REQUEST_VERBS = {
+    "recommend", "suggest", "outline", "name", "translate", "calculate", "provide", "identify",
+    "discuss", "rewrite", "simplify", "generate", "draft", "solve", "analyze", "analyse",
+    "evaluate", "teach", "imagine", "estimate", "predict", "rank", "brainstorm", "proofread",
+    "elaborate", "clarify", "recap", "illustrate", "demonstrate", "let",
+}  # fmt: skip
+# Lower-case words that follow an imperative verb but not a sentence-opening name
+# ("Outline the causes", "Recommend me a book"; but "Paris hotels", "Python 3 features").
+_VERB_OBJECTS = {
+    "a", "an", "the", "this", "these", "those", "some", "all", "every", "each", "my", "your",
+    "our", "their", "his", "her", "me", "us", "him", "them",
+}  # fmt: skip
+_EDGE_PUNCT = "\"'()[]{}<>,;:!?."
 
 
 def _tokens(text: str) -> list[str]:
@@ -104,38 +120,64 @@ def negations_agree(a: str, b: str) -> bool:
     return not _prefixed_antonym(wa, wb)
 
 
-def entities(text: str) -> set[str]:
-    """Proper names and technical terms: capitalised words not at a sentence start, words
-    with inner capitals or digits (``JavaScript``, ``iPhone``, ``GPT-4``), acronyms."""
-    out: set[str] = set()
+def _bare(raw: str) -> str:
+    """A whitespace-separated word without edge punctuation and possessive "'s"."""
+    word = raw.strip(_EDGE_PUNCT)
+    return word[:-2] if word.endswith(("'s", "\u2019s")) else word
+
+
+def _scan(text: str) -> tuple[set[str], set[str]]:
+    """The text's entities, and the capitalised words opening a sentence as a verb (a
+    capital word followed by a lower-case determiner or object pronoun: "Encrypt the")."""
+    names: set[str] = set()
+    verbs: set[str] = set()
+    raws = text.split()
     sentence_start = True
-    for m in re.finditer(r"\S+", text):
-        raw = m.group(0)
-        word = raw.strip("\"'()[]{}<>,;:!?.")
-        if word.endswith(("'s", "\u2019s")):
-            word = word[:-2]
+    for i, raw in enumerate(raws):
+        word = _bare(raw)
         if word:
             lower = word.lower()
             inner = any(c.isupper() for c in word[1:]) or (
                 any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
             )
-            capital = word[0].isupper()
-            if (
-                inner
-                or (capital and not sentence_start and lower not in _COMMON_CAPS)
-                or (capital and sentence_start and lower not in _COMMON_CAPS and lower not in _STOP)
-            ):
-                out.add(lower)
-        sentence_start = raw.endswith((".", "?", "!", ":", "\n"))
-    return out
+            capital = word[0].isupper() and lower not in _COMMON_CAPS
+            if inner or (capital and not sentence_start):
+                names.add(lower)
+            elif capital and lower not in _STOP and lower not in _REQUEST_VERBS:
+                after = _bare(raws[i + 1]) if i + 1 < len(raws) else ""
+                joined = not raw.endswith((",", ";", ":"))
+                if joined and after.islower() and after in _VERB_OBJECTS:
+                    verbs.add(lower)
+                else:
+                    names.add(lower)
+        sentence_start = raw.endswith((".", "?", "!", ":"))
+    return names, verbs
+
+
+def entities(text: str) -> set[str]:
+    """Proper names and technical terms: capitalised words not at a sentence start, words
+    with inner capitals or digits (``JavaScript``, ``iPhone``, ``GPT-4``, ``5G``), acronyms,
+    and capitalised words opening a sentence unless they read as the request's verb."""
+    return _scan(text)[0]
+
+
+def _vocabulary(text: str) -> set[str]:
+    """Every spelling of the text's words an entity may take: guard tokens (``Japan's`` ->
+    ``japan``) and whole words as ``entities`` cuts them (``7pm``, ``5G``, ``2FA``)."""
+    return {w.lower() for w in _tokens(text)} | {_bare(raw).lower() for raw in text.split()}
 
 
 def entities_agree(a: str, b: str) -> bool:
     """Every entity of one text occurs (in any case) in the other: a different product,
-    person, place or language means a different question."""
-    words_a = {w.lower() for w in _tokens(a)}
-    words_b = {w.lower() for w in _tokens(b)}
-    return all(e in words_b for e in entities(a)) and all(e in words_a for e in entities(b))
+    person, place or language means a different question. An opening verb is no entity
+    ("Outline the causes of X" ~ "What caused X?"), but two texts that both open with one
+    must open with the same ("Encrypt the file" vs "Decrypt the file")."""
+    names_a, verbs_a = _scan(a)
+    names_b, verbs_b = _scan(b)
+    if verbs_a and verbs_b and verbs_a != verbs_b:
+        return False
+    words_a, words_b = _vocabulary(a), _vocabulary(b)
+    return all(e in words_b for e in names_a) and all(e in words_a for e in names_b)
 
 
 def _content(text: str) -> list[str]:

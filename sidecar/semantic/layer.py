@@ -148,7 +148,8 @@ class SemanticLayer:
         if self.spec.shadow:
             req.extra["semantic_shadow"] = entry
             return None
-        return Hit(entry, "semantic", score)
+        expires = min(record.expires, entry.expires or record.expires)
+        return Hit(entry, "semantic", score, expires)
 
     # -- store -----------------------------------------------------------------------------
 

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Build a real kube-apiserver and etcd from their Go modules for the `controlplane` tests.
+# Build a real kube-apiserver and etcd from their Go modules for the `controlplane` tests, and
+# the node's kubelet, kube-scheduler and kube-controller-manager for the `node` tests.
 #
 #   bash tests/controlplane/build.sh           # build what is missing (no-op when both exist)
 #   bash tests/controlplane/build.sh --regen   # regenerate the wrapper go.mod/go.sum files first
 #   bash tests/controlplane/build.sh --print-dir
 #
-# Output: ${LLMCACHE_CONTROLPLANE_DIR:-$HOME/.cache/llmcache/controlplane/<k8s version>}/{kube-apiserver,etcd}
+# Output: ${LLMCACHE_CONTROLPLANE_DIR:-$HOME/.cache/llmcache/controlplane/<k8s version>}/
+#   {etcd,kube-apiserver,kubelet,kube-scheduler,kube-controller-manager}
+# The Kubernetes binaries come from one wrapper module (./kube-apiserver), so they share one
+# resolved dependency graph and one build cache.
 # The Go module and build caches (GOMODCACHE, GOCACHE) are left at their defaults so they persist.
 #
 # k8s.io/kubernetes replaces its k8s.io/* staging modules with ./staging paths, which a consumer
@@ -29,7 +33,7 @@ present() {
     local out want
     case "$1" in
         etcd) want="etcd Version: ${ETCD_VERSION#v}" ;;
-        kube-apiserver) want="Kubernetes $KUBERNETES_VERSION" ;;
+        *) want="Kubernetes $KUBERNETES_VERSION" ;;
     esac
     [[ -x "$OUT/$1" ]] && out="$("$OUT/$1" --version 2>/dev/null)" && grep -qxF "$want" <<<"$out"
 }
@@ -37,8 +41,16 @@ present() {
 REGEN=0
 [[ "${1:-}" == "--regen" ]] && REGEN=1
 
-if [[ $REGEN == 0 ]] && present etcd && present kube-apiserver; then
-    echo "build.sh: etcd $ETCD_VERSION and kube-apiserver $KUBERNETES_VERSION already in $OUT; nothing to do"
+K8S_BINARIES=(kube-apiserver kubelet kube-scheduler kube-controller-manager)
+
+all_present() {
+    local b
+    present etcd || return 1
+    for b in "${K8S_BINARIES[@]}"; do present "$b" || return 1; done
+}
+
+if [[ $REGEN == 0 ]] && all_present; then
+    echo "build.sh: etcd $ETCD_VERSION and ${K8S_BINARIES[*]} $KUBERNETES_VERSION already in $OUT; nothing to do"
     exit 0
 fi
 
@@ -77,7 +89,9 @@ gen_apiserver() {
     } >"$dir/go.mod.new"
     mv "$dir/go.mod.new" "$dir/go.mod"
     rm -f "$dir/go.sum"
-    (cd "$dir" && go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION" && go mod tidy)
+    local tools=() b
+    for b in "${K8S_BINARIES[@]}"; do tools+=("k8s.io/kubernetes/cmd/$b@$KUBERNETES_VERSION"); done
+    (cd "$dir" && go get -tool "${tools[@]}" && go mod tidy)
 }
 
 gen_etcd() {
@@ -92,7 +106,13 @@ gen_etcd() {
 }
 
 # Regenerate when asked, or when the committed module does not pin the versions in versions.env.
-if [[ $REGEN == 1 ]] || ! grep -Eq "^\s*k8s\.io/kubernetes $KUBERNETES_VERSION( |\$)" "$HERE/kube-apiserver/go.mod" 2>/dev/null; then
+# wrapper_current: the committed wrapper pins the release and lists every binary as a tool.
+wrapper_current() {
+    local mod="$HERE/kube-apiserver/go.mod" b
+    grep -Eq "^\s*k8s\.io/kubernetes $KUBERNETES_VERSION( |\$)" "$mod" 2>/dev/null || return 1
+    for b in "${K8S_BINARIES[@]}"; do grep -Eq "^\s*(tool )?k8s\.io/kubernetes/cmd/$b\$" "$mod" || return 1; done
+}
+if [[ $REGEN == 1 ]] || ! wrapper_current; then
     gen_apiserver
 fi
 if [[ $REGEN == 1 ]] || ! grep -Eq "^\s*go\.etcd\.io/etcd/server/v3 $ETCD_VERSION( |\$)" "$HERE/etcd/go.mod" 2>/dev/null; then
@@ -121,6 +141,8 @@ K8S_LDFLAGS="-s -w \
  -X k8s.io/component-base/version.gitTreeState=clean"
 
 build "$HERE/etcd" go.etcd.io/etcd/server/v3 etcd "-s -w"
-build "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver "$K8S_LDFLAGS"
+for b in "${K8S_BINARIES[@]}"; do
+    build "$HERE/kube-apiserver" "k8s.io/kubernetes/cmd/$b" "$b" "$K8S_LDFLAGS"
+done
 
 log "done: $("$OUT/kube-apiserver" --version), etcd ${ETCD_VERSION#v} in $OUT (total $((SECONDS - START))s, $(du -sh "$OUT" | cut -f1) on disk)"

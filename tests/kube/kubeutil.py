@@ -251,7 +251,10 @@ class KubeClient:
         cert, key = material(user, "client-certificate"), material(user, "client-key")
         if cert and key:
             self.ssl.load_cert_chain(cert, key)
-        self.headers = {"Authorization": f"Bearer {user['token']}"} if user.get("token") else {}
+        token = user.get("token") or (
+            Path(user["tokenFile"]).read_text().strip() if user.get("tokenFile") else None
+        )
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._resources: dict[tuple[str, str], tuple[str, bool]] = {}
 
     # ---- raw HTTP
@@ -511,7 +514,10 @@ class ControlPlane:
 
     workdir: Path
     binaries: Path
+    apiserver_args: tuple[str, ...] = ()
+    """Extra kube-apiserver flags (e.g. ``--watch-cache=false``)."""
     server: str = ""
+    etcd_url: str = ""
     ca_path: Path = field(default_factory=Path)
     admin_kubeconfig: Path = field(default_factory=Path)
     daemons: list[Daemon] = field(default_factory=list)
@@ -519,8 +525,14 @@ class ControlPlane:
     _kubeconfigs: dict[tuple[str, tuple[str, ...]], Path] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, binaries: Path, workdir: Path, timeout: float = 120.0) -> ControlPlane:
-        plane = cls(workdir=workdir, binaries=binaries)
+    def start(
+        cls,
+        binaries: Path,
+        workdir: Path,
+        timeout: float = 120.0,
+        apiserver_args: Sequence[str] = (),
+    ) -> ControlPlane:
+        plane = cls(workdir=workdir, binaries=binaries, apiserver_args=tuple(apiserver_args))
         try:
             plane._start(timeout)
         except BaseException:
@@ -560,7 +572,7 @@ class ControlPlane:
 
         env = _clean_env()
         etcd_port, peer_port = free_port(), free_port()
-        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self.etcd_url = etcd_url = f"http://127.0.0.1:{etcd_port}"
         etcd = Daemon(
             "etcd",
             [
@@ -605,6 +617,7 @@ class ControlPlane:
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                *self.apiserver_args,
             ],
             self.workdir / "kube-apiserver.log",
             env,
@@ -655,6 +668,24 @@ class ControlPlane:
 
     def client(self, kubeconfig: Path | None = None) -> KubeClient:
         return KubeClient(kubeconfig or self.admin_kubeconfig)
+
+    def compact_etcd(self) -> int:
+        """Compact etcd's history up to its current revision (what the API server does every
+        5 minutes), through etcd's JSON gateway: watches from older resourceVersions get
+        410 Gone where the API server reads etcd's history. Returns that revision."""
+
+        def post(path: str, body: dict[str, Any]) -> Any:
+            request = urllib.request.Request(
+                f"{self.etcd_url}/v3/kv/{path}", data=json.dumps(body).encode(), method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return json.loads(resp.read())
+
+        revision = int(
+            post("range", {"key": base64.b64encode(b"/").decode()})["header"]["revision"]
+        )
+        post("compaction", {"revision": str(revision), "physical": True})
+        return revision
 
     def logs(self, name: str = "kube-apiserver", lines: int = 60) -> str:
         return next(d.tail(lines) for d in self.daemons if d.name == name)

@@ -175,22 +175,52 @@ def ready_at(env: OperatorEnv, namespace: str, name: str, generation: int) -> Ob
     return None
 
 
-def token_kubeconfig(
-    controlplane: ControlPlane, objs: list[Obj], path: Path, seconds: int = 3600
-) -> Path:
-    """A kubeconfig with a bound ServiceAccount token (TokenRequest API), the credential a
-    pod's projected token gives the operator in a cluster: the chart's ServiceAccount is
-    created as Helm would, then a token is requested for it."""
+def service_account_token(
+    controlplane: ControlPlane, objs: list[Obj], seconds: int = 3600, bound_secret: str = ""
+) -> str:
+    """A bound token of the chart's ServiceAccount (TokenRequest API), the credential a pod's
+    projected volume holds; the account is created as Helm would. With ``bound_secret`` the
+    token is bound to that Secret (created here, beside the account) and is refused once the
+    Secret is deleted: how a test revokes a token at once (their shortest life is 10 min)."""
     kube = controlplane.client()
     account = find(objs, "ServiceAccount")
-    kube.apply(account, field_manager="helm")
     namespace, name = account["metadata"]["namespace"], account["metadata"]["name"]
+    kube.ensure_namespace(namespace)
+    kube.apply(account, field_manager="helm")
+    spec: Obj = {"expirationSeconds": seconds}
+    if bound_secret:
+        secret = kube.apply(
+            {"apiVersion": "v1", "kind": "Secret",
+             "metadata": {"name": bound_secret, "namespace": namespace}}
+        )  # fmt: skip
+        spec["boundObjectRef"] = {
+            "apiVersion": "v1", "kind": "Secret",
+            "name": bound_secret, "uid": secret["metadata"]["uid"],
+        }  # fmt: skip
     review = kube.request(
         "POST",
         f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-         "spec": {"expirationSeconds": seconds}},
-    )  # fmt: skip
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+    )
+    token: str = review["status"]["token"]
+    return token
+
+
+def token_kubeconfig(
+    controlplane: ControlPlane,
+    objs: list[Obj],
+    path: Path,
+    seconds: int = 3600,
+    token_file: Path | None = None,
+) -> Path:
+    """A kubeconfig with a bound ServiceAccount token, or naming ``token_file`` (``tokenFile``,
+    which the caller fills and may rotate) instead."""
+    name = find(objs, "ServiceAccount")["metadata"]["name"]
+    user = (
+        {"tokenFile": str(token_file)}
+        if token_file
+        else {"token": service_account_token(controlplane, objs, seconds)}
+    )
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -205,7 +235,7 @@ def token_kubeconfig(
                 },
             }
         ],
-        "users": [{"name": name, "user": {"token": review["status"]["token"]}}],
+        "users": [{"name": name, "user": user}],
         "contexts": [{"name": "test", "context": {"cluster": "test", "user": name}}],
         "current-context": "test",
     }
@@ -221,21 +251,23 @@ def running_operator(
     extra: list[str] | None = None,
     values: dict[str, Any] | None = SINGLE,
     token: bool = False,
+    token_file: Path | None = None,
 ) -> Iterator[OperatorEnv]:
     """CRDs, the chart's RBAC, peering object and webhook configuration applied as admin (as
     Helm would), then ``python -m llmcache operator <the chart's args>`` as the chart's
-    ServiceAccount (pod index 0 when the chart runs replicas with peering)."""
+    ServiceAccount (pod index 0 when the chart runs replicas with peering): by a client
+    certificate, a bound token (``token``), or the token the caller keeps in ``token_file``."""
     kube = controlplane.client()
     install_crds(kube)
     objs = chart(values)
     for obj in [*operator_rbac(objs), *(o for o in objs if o["kind"] == "ClusterKopfPeering")]:
         kube.apply(obj, field_manager="helm")
     kube.ensure_namespace(RELEASE_NAMESPACE)
-    sa_kubeconfig = (
-        token_kubeconfig(controlplane, objs, workdir / "token-kubeconfig.yaml")
-        if token
-        else controlplane.kubeconfig_for_service_account(*service_account(objs))
-    )
+    if token or token_file:
+        path = workdir / "token-kubeconfig.yaml"
+        sa_kubeconfig = token_kubeconfig(controlplane, objs, path, token_file=token_file)
+    else:
+        sa_kubeconfig = controlplane.kubeconfig_for_service_account(*service_account(objs))
 
     ca_pem, cert, key = webhook_certs(workdir)
     policy_port, webhook_port = free_port(), free_port()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 import yaml
-from llmcache.operator.kubeapi import KubeApi, login
+from llmcache.operator.cluster import Cluster
 from llmcache.operator.store import PolicyStore
 from llmcache.operator.watcher import PolicyWatcher
 
@@ -453,14 +453,13 @@ async def until(predicate: Callable[[], Any], within: float = 30.0) -> Any:
 
 
 async def test_the_delivery_watch_resumes_where_the_server_ended_it(
-    op: OperatorEnv, monkeypatch: pytest.MonkeyPatch
+    op: OperatorEnv,
 ) -> None:
     """The server ends every watch after its timeout; the delivery store's watcher (here
     in-process, same code and identity as the operator's) watches again from the last
     resourceVersion it saw, without a new list, and misses no change."""
-    monkeypatch.setenv("KUBECONFIG", str(op.sa_kubeconfig))
-    api, store = KubeApi(login()), PolicyStore()
-    watcher = PolicyWatcher(api, store, NS, watch_seconds=1)
+    cluster, store = await Cluster.connect(kubeconfig=str(op.sa_kubeconfig)), PolicyStore()
+    watcher = PolicyWatcher(cluster, store, NS, watch_seconds=1)
     task = asyncio.create_task(watcher.run())
     try:
         await until(watcher.synced.is_set)
@@ -479,4 +478,4 @@ async def test_the_delivery_watch_resumes_where_the_server_ended_it(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await api.close()
+        await cluster.close()
