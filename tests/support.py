@@ -4,6 +4,7 @@ itself is the benchmarks' ``Proc``)."""
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -12,15 +13,29 @@ from pathlib import Path
 from typing import TypeVar
 
 import redis
+from aiohttp import web
 from llmcache.bench.procs import LISTENING, Proc, free_port, redis_ping
 
 T = TypeVar("T")
 
-__all__ = ["LISTENING", "Proc", "RedisServer", "free_port", "llmcache", "wait_for"]
+__all__ = ["LISTENING", "Proc", "RedisServer", "free_port", "llmcache", "serve_app", "wait_for"]
 
 
 def llmcache(*args: str, env: dict[str, str] | None = None, count: int = 1) -> Proc:
     return Proc([sys.executable, "-m", "llmcache", *args], env=env, count=count)
+
+
+async def serve_app(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> tuple[
+    web.AppRunner, str
+]:  # fmt: skip
+    """Serve ``app`` in this event loop on a free loopback port: (runner to clean up, URL)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+    await site.start()
+    port = runner.addresses[0][1]
+    scheme = "https" if ssl_context else "http"
+    return runner, f"{scheme}://127.0.0.1:{port}"
 
 
 def wait_for(

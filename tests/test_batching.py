@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import SidecarFactory
-from tests.support import llmcache
+from tests.support import llmcache, serve_app
 from tests.test_sidecar import http, sim_count
 
 ROUTE = "POST /v1/embeddings"
@@ -146,11 +146,7 @@ async def wrong_shape() -> AsyncIterator[WrongShape]:
     up = WrongShape()
     app = web.Application()
     app.router.add_post("/v1/embeddings", up.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    up.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, up.url = await serve_app(app)
     yield up
     await runner.cleanup()
 

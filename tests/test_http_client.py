@@ -33,22 +33,10 @@ from llmcache.sidecar.http_client import (
 )
 
 from tests.conftest import SidecarFactory
-from tests.support import Proc, free_port, wait_for
+from tests.support import Proc, free_port, serve_app, wait_for
 
 Raw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 STALE = b"STALE"
-
-
-async def serve_app(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> tuple[
-    web.AppRunner, str
-]:  # fmt: skip
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-    await site.start()
-    port = runner.addresses[0][1]
-    scheme = "https" if ssl_context else "http"
-    return runner, f"{scheme}://127.0.0.1:{port}"
 
 
 @pytest.fixture

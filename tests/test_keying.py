@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import SidecarFactory
-from tests.support import Proc, RedisServer, wait_for
+from tests.support import Proc, RedisServer, serve_app, wait_for
 from tests.test_sidecar import KEY_A, ask, claude, http, sim_count
 
 MESSAGES = "/anthropic/v1/messages"
@@ -194,12 +194,8 @@ async def growing_upstream() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/v1/messages", messages)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}"
+    runner, url = await serve_app(app)
+    yield url
     await runner.cleanup()
 
 
@@ -258,10 +254,8 @@ async def elsewhere() -> AsyncIterator[tuple[str, list[bytes]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", anything)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"127.0.0.1:{runner.addresses[0][1]}", seen
+    runner, url = await serve_app(app)
+    yield url.removeprefix("http://"), seen
     await runner.cleanup()
 
 

@@ -21,6 +21,8 @@ from llmcache.sidecar.providers import PROVIDERS
 from llmcache.sidecar.providers.base import Json, Usage
 from llmcache.sidecar.providers.sse import SSEParser, encode
 
+from tests.support import serve_app
+
 ANTHROPIC = PROVIDERS["anthropic.messages"]
 CHAT = PROVIDERS["openai.chat"]
 RESPONSES = PROVIDERS["openai.responses"]
@@ -63,11 +65,7 @@ async def upstream() -> AsyncIterator[Upstream]:
     up = Upstream()
     app = web.Application()
     app.router.add_post("/{tail:.*}", up.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    up.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, up.url = await serve_app(app)
     yield up
     await runner.cleanup()
 
