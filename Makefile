@@ -23,8 +23,9 @@ $(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
 deps: $(VENV)/.installed
 
 # redis-server for the tests; containerd, runc, the CNI plugins, buildah, mmdebstrap and
-# busybox-static for the node tests (tests/node: a real kubelet running the built images).
-SYSTEM_PACKAGES := redis-server containerd runc containernetworking-plugins buildah mmdebstrap busybox-static
+# busybox-static for the node tests (tests/node: a real kubelet running the built images);
+# prometheus (with promtool) for the dashboard and alert tests (never its packaged service).
+SYSTEM_PACKAGES := redis-server containerd runc containernetworking-plugins buildah mmdebstrap busybox-static prometheus
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	  | grep -q '^install ok installed' || echo $$p; done); \

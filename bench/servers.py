@@ -12,7 +12,6 @@ Run: ``python -m llmcache.bench.servers bare --listen 127.0.0.1:0 --body-file F`
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 from pathlib import Path
 
@@ -102,7 +101,7 @@ def main() -> None:
         app = proxy_app(args.upstream, args.redis_url)
     else:
         app = bare_app(body) if args.kind == "bare" else dict_app(body)
-    asyncio.run(serving.serve(app, args.listen, backlog=1024))
+    serving.run(serving.serve(app, args.listen, backlog=1024))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.parse_args(argv)  # prints usage or the "invalid choice" error and exits
         return 2
     module_name, help_text = COMMANDS[argv[0]]
+    if argv[0] in ("sidecar", "embedder"):  # before numpy loads (see embedder/threads.py)
+        from llmcache.embedder import threads
+
+        threads.pin_from_env()
     module = importlib.import_module(module_name)
     command = argparse.ArgumentParser(
         prog=f"llmcache {argv[0]}",

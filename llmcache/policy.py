@@ -25,8 +25,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     Strict,
     ValidationError,
+    WithJsonSchema,
+    model_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -261,7 +264,18 @@ class SemanticLayer(_Model):
     )
 
     enabled: bool = False
-    threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    # Unset is absent, never null, in the CRD (the API server drops a null for it, and the
+    # CEL rule reads it only when present), so the schema is a plain number.
+    threshold: Annotated[
+        float | None,
+        WithJsonSchema({"type": "number", "exclusiveMinimum": 0.0, "maximum": 1.0}),
+    ] = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Cosine similarity a candidate needs; unset means the embedder model's "
+        "measured default (0.85 for all-MiniLM-L6-v2, 0.95 for models not measured).",
+    )
     ttl_seconds: int = Field(default=86_400, ge=1, le=31 * 86_400)
     max_entries: int = Field(default=100_000, ge=1, le=10_000_000)
     shadow: bool = Field(
@@ -270,9 +284,17 @@ class SemanticLayer(_Model):
     )
     verify: bool = Field(
         default=True,
-        description="Check numbers, negations, entities and term order before a hit.",
+        description="Check numbers, negations, entities, code, term order and swapped "
+        "content words before a hit.",
     )
     embedder: Embedder = Embedder()
+
+    @model_serializer(mode="wrap")
+    def _unset_threshold_is_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and out.get("threshold", 0) is None:
+            del out["threshold"]
+        return out
 
 
 RagKind = Literal["qdrant", "chroma"]

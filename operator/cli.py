@@ -16,6 +16,7 @@ import kopf
 from llmcache import serving
 from llmcache.redact import install_log_redaction
 
+from .acl_handlers import register as register_acl_handlers
 from .cluster import Cluster
 from .delivery import create_delivery_app
 from .handlers import configure
@@ -23,6 +24,7 @@ from .handlers import register as register_handlers
 from .injection import InjectionSettings
 from .metrics import OperatorMetrics, create_metrics_app
 from .publish import publish_forever
+from .shared_redis import AUDIENCE, SharedRedis, TokenVerifier
 from .store import PolicyStore, StatsStore
 from .watcher import PolicyWatcher
 from .webhook import InjectorServer, WebhookTarget
@@ -118,6 +120,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Redis for policies without spec.redis [LLMCACHE_REDIS_URL]",
     )
     parser.add_argument(
+        "--redis-admin-url",
+        default=os.environ.get("LLMCACHE_REDIS_ADMIN_URL"),
+        help="admin credential of a shared Redis: each policy without spec.redis gets its own "
+        "ACL user there (wins over --redis-url) [LLMCACHE_REDIS_ADMIN_URL]",
+    )
+    parser.add_argument(
+        "--redis-password-overlap",
+        type=float,
+        default=600.0,
+        help="seconds a rotated-out policy password stays valid",
+    )
+    parser.add_argument(
+        "--redis-password-rotation",
+        type=float,
+        default=0.0,
+        help="rotate policy passwords this often, in seconds (0: on request only)",
+    )
+    parser.add_argument(
         "--stats-interval",
         type=float,
         default=15.0,
@@ -139,6 +159,16 @@ def operator_url(args: argparse.Namespace) -> str:
     if args.operator_service:
         return f"http://{args.operator_service}:{port}"
     return f"http://127.0.0.1:{port}"
+
+
+def shared_redis(args: argparse.Namespace) -> SharedRedis | None:
+    if not args.redis_admin_url:
+        return None
+    return SharedRedis(
+        args.redis_admin_url,
+        overlap_seconds=args.redis_password_overlap,
+        rotation_seconds=args.redis_password_rotation,
+    )
 
 
 def webhook_target(args: argparse.Namespace) -> WebhookTarget:
@@ -178,6 +208,9 @@ async def serve(args: argparse.Namespace) -> None:
     cluster = await Cluster.connect()
     registry = kopf.OperatorRegistry()
     register_handlers(registry, args.stats_interval)
+    shared = shared_redis(args)
+    if shared is not None:
+        register_acl_handlers(registry, shared)
     settings = kopf.OperatorSettings()
     configure(settings)
     if args.webhook_listen:
@@ -206,11 +239,12 @@ async def serve(args: argparse.Namespace) -> None:
         stats=stats,
         metrics=metrics,
         cluster=cluster,
-        default_redis_url=args.redis_url,
+        default_redis_url=args.redis_admin_url or args.redis_url,  # flushes scope to P:*
         injection=InjectionSettings(
             sidecar_image=args.sidecar_image,
             operator_url=operator_url(args),
-            default_redis_url=args.redis_url,
+            default_redis_url=None if shared else args.redis_url,
+            token_audience=AUDIENCE if shared else None,
         ),
         conditions={},
         redis_faults={},
@@ -221,7 +255,11 @@ async def serve(args: argparse.Namespace) -> None:
     ]
     runners = [
         await serving.start(
-            create_delivery_app(store, stats, metrics), args.policy_listen, "0.0.0.0"
+            create_delivery_app(
+                store, stats, metrics, (shared, TokenVerifier(cluster)) if shared else None
+            ),
+            args.policy_listen,
+            "0.0.0.0",
         )
     ]
     if args.metrics_listen:

@@ -96,6 +96,25 @@ STATUS_SCHEMA: dict[str, Any] = {
                 "error": {"type": "string"},
             },
         },
+        "redisUser": {
+            "type": "object",
+            "description": "The policy's own user in the shared Redis (admin-credential mode, "
+            "docs/deploy.md); its password is delivered to the policy's sidecars only.",
+            "properties": {
+                "user": {"type": "string"},
+                "epoch": {"type": "integer", "format": "int64", "minimum": 1},
+                "rotatedAt": {"type": "string", "format": "date-time"},
+                "previousValidUntil": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "The previous password is accepted until then.",
+                },
+                "rotation": {
+                    "type": "string",
+                    "description": "The last llmcache.dev/rotate-redis-password handled.",
+                },
+            },
+        },
     },
 }
 

@@ -19,24 +19,49 @@ from typing import Any
 from aiohttp import web
 
 from .metrics import OperatorMetrics
+from .shared_redis import SharedRedis, TokenRejected, TokenVerifier
 from .store import PolicyStore, StatsStore
 
 log = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 300.0
 MAX_STATS_BYTES = 64 * 1024
-_ETAG = re.compile(r'^(?:W/)?"?(-?\d+)"?$')
+_ETAG = re.compile(r'^(?:W/)?"?(-?\d+(?:\.\d+\.[0-9a-f]+)?)"?$')
 
 STORE: web.AppKey[PolicyStore] = web.AppKey("store", PolicyStore)
 STATS: web.AppKey[StatsStore] = web.AppKey("stats", StatsStore)
 METRICS: web.AppKey[OperatorMetrics] = web.AppKey("metrics", OperatorMetrics)
+SHARED: web.AppKey[SharedRedis] = web.AppKey("shared_redis", SharedRedis)
+VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("token_verifier", TokenVerifier)
 
 
-def known_generation(header: str | None) -> int | None:
+def known_tag(header: str | None) -> str | None:
+    """The tag a sidecar holds: ``<generation>``, or ``<generation>.<password epoch>.<key
+    fingerprint>`` when it got its Redis credential too."""
     if not header:
         return None
     match = _ETAG.match(header.strip())
-    return int(match.group(1)) if match else None
+    return match.group(1) if match else None
+
+
+async def _proves_namespace(request: web.Request, namespace: str) -> bool:
+    """Whether the request carries a projected ServiceAccount token of ``namespace``
+    (admin-credential mode only). A token that proves another namespace, or nothing, is
+    refused outright (403): better a loud error than a sidecar silently without its L2."""
+    header = request.headers.get("Authorization", "")
+    shared, verifier = request.app.get(SHARED), request.app.get(VERIFIER)
+    if not header.startswith("Bearer ") or shared is None or verifier is None:
+        return False
+    try:
+        proven = await verifier.namespace_of(header.removeprefix("Bearer ").strip())
+    except TokenRejected as exc:
+        raise web.HTTPForbidden(text=f"{exc}\n") from exc
+    except Exception as exc:  # the API server is unreachable: the sidecar retries
+        log.warning("TokenReview failed: %s", exc)
+        raise web.HTTPServiceUnavailable(text="cannot verify the token now\n") from exc
+    if proven != namespace:
+        raise web.HTTPForbidden(text=f"token of namespace {proven}, not {namespace}\n")
+    return True
 
 
 def _wait_seconds(request: web.Request) -> float:
@@ -50,23 +75,29 @@ def _wait_seconds(request: web.Request) -> float:
 async def get_policy(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     namespace, name = request.match_info["namespace"], request.match_info["name"]
-    known = known_generation(request.headers.get("If-None-Match"))
+    known = known_tag(request.headers.get("If-None-Match"))
     record = store.get(namespace, name)
     if record is None:
         raise web.HTTPNotFound(text=f"no CachePolicy {namespace}/{name}\n")
-    if record.generation == known:
+    shared = request.app.get(SHARED)
+    proven = await _proves_namespace(request, namespace)
+    credential = shared.fingerprint if proven and shared is not None else None
+    if record.tag(credential) == known:
         wait = _wait_seconds(request)
         record = None
         if wait:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
-                    record = await store.wait_change(namespace, name, known)
+                    record = await store.wait_change(namespace, name, known, credential)
         if record is None and store.get(namespace, name) is None:
             raise web.HTTPNotFound(text=f"no CachePolicy {namespace}/{name}\n")
         if record is None:
             return web.Response(status=304, headers={"ETag": f'"{known}"'})
     request.app[METRICS].policy_deliveries.inc()
-    return web.json_response(record.document(), headers={"ETag": f'"{record.generation}"'})
+    redis_url = shared.url_for(record) if credential and shared is not None else None
+    return web.json_response(
+        record.document(redis_url), headers={"ETag": f'"{record.tag(credential)}"'}
+    )
 
 
 async def post_stats(request: web.Request) -> web.Response:
@@ -96,12 +127,18 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 def create_delivery_app(
-    store: PolicyStore, stats: StatsStore, metrics: OperatorMetrics
+    store: PolicyStore,
+    stats: StatsStore,
+    metrics: OperatorMetrics,
+    shared: tuple[SharedRedis, TokenVerifier] | None = None,
 ) -> web.Application:
+    """``shared``: admin-credential mode (the policy's Redis user goes to its sidecars)."""
     app = web.Application(client_max_size=MAX_STATS_BYTES)
     app[STORE] = store
     app[STATS] = stats
     app[METRICS] = metrics
+    if shared is not None:
+        app[SHARED], app[VERIFIER] = shared
     app.add_routes(
         [
             web.get("/v1/policies/{namespace}/{name}", get_policy),

@@ -25,6 +25,9 @@ NAMESPACE_LABEL = "llmcache.dev/injection"
 CONTAINER_NAME = "llmcache"
 ADMIN_PORT_NAME = "llmcache-admin"
 TMP_VOLUME = "llmcache-tmp"
+TOKEN_VOLUME = "llmcache-token"
+TOKEN_DIR = "/var/run/secrets/llmcache.dev"
+TOKEN_SECONDS = 3600  # the kubelet renews it at 80% of its life; the sidecar reads it per poll
 RUN_AS = 65532
 
 SECURITY_CONTEXT: dict[str, Any] = {
@@ -45,6 +48,9 @@ class InjectionSettings:
     """Base URL the sidecars reach the operator's delivery server at."""
     default_redis_url: str | None = None
     image_pull_policy: str = "IfNotPresent"
+    token_audience: str | None = None
+    """Admin-credential mode: the sidecar gets a projected ServiceAccount token for this
+    audience, its proof of namespace when it asks for its Redis credential."""
 
 
 def wants_injection(pod: dict[str, Any]) -> bool:
@@ -106,6 +112,10 @@ def sidecar_container(
     if key_ref is not None:  # read by llmcache.sidecar.semantic; never in the pod spec itself
         secret = {"secretKeyRef": {"name": key_ref.name, "key": key_ref.key}}
         env.append({"name": "LLMCACHE_EMBEDDER_API_KEY", "valueFrom": secret})
+    mounts: list[dict[str, Any]] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}]
+    if settings.token_audience:
+        env.append({"name": "LLMCACHE_POLICY_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"})
+        mounts.append({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True})
     resources = {k: dict(v) for k, v in spec.sidecar.resources.model_dump().items() if v}
 
     def probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -129,7 +139,7 @@ def sidecar_container(
         "readinessProbe": probe("/readyz", 5, 3),
         "livenessProbe": probe("/healthz", 10, 3),
         "securityContext": copy.deepcopy(SECURITY_CONTEXT),
-        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
+        "volumeMounts": mounts,
     }
 
 
@@ -165,3 +175,15 @@ def inject(
     volumes = podspec.setdefault("volumes", [])
     if not any(v.get("name") == TMP_VOLUME for v in volumes):
         volumes.append({"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}})
+    if settings.token_audience and not any(v.get("name") == TOKEN_VOLUME for v in volumes):
+        # What the ServiceAccount admission plugin defaults to; said here because a token
+        # projection is invalid without it where that plugin is off.
+        podspec.setdefault("serviceAccountName", podspec.get("serviceAccount") or "default")
+        token = {
+            "audience": settings.token_audience,
+            "expirationSeconds": TOKEN_SECONDS,
+            "path": "token",
+        }
+        volumes.append({"name": TOKEN_VOLUME, "projected": {"sources": [
+            {"serviceAccountToken": token}
+        ]}})  # fmt: skip

@@ -25,10 +25,25 @@ class PolicyRecord:
     name: str
     generation: int
     spec: CachePolicySpec
+    uid: str = ""
+    redis_epoch: int = 0
+    """``status.redisUser.epoch``: the current password of the policy's shared-Redis user
+    (0: none yet, or not in admin-credential mode)."""
 
-    def document(self) -> dict[str, Any]:
-        """The delivery payload (contracts: ``{"generation", "spec"}``)."""
-        return {"generation": self.generation, "spec": self.spec.to_json()}
+    def document(self, redis_url: str | None = None) -> dict[str, Any]:
+        """The delivery payload (contracts: ``{"generation", "spec"}``, plus ``redisUrl``
+        for a sidecar that proved it runs in the policy's namespace)."""
+        doc: dict[str, Any] = {"generation": self.generation, "spec": self.spec.to_json()}
+        if redis_url is not None:
+            doc["redisUrl"] = redis_url
+        return doc
+
+    def tag(self, credential: str | None = None) -> str:
+        """The ETag: the generation; when the Redis credential is delivered too, also its
+        epoch and ``credential`` (which names the key it is derived with)."""
+        if credential and self.redis_epoch:
+            return f"{self.generation}.{self.redis_epoch}.{credential}"
+        return str(self.generation)
 
 
 class PolicyStore:
@@ -76,14 +91,14 @@ class PolicyStore:
             self._changed.notify_all()
 
     async def wait_change(
-        self, namespace: str, name: str, known_generation: int | None
+        self, namespace: str, name: str, known_tag: str | None, credential: str | None = None
     ) -> PolicyRecord | None:
-        """The record once its generation differs from ``known_generation`` (or it is
-        gone: ``None``); callers bound the wait with ``asyncio.timeout``."""
+        """The record once its tag differs from ``known_tag`` (or it is gone: ``None``);
+        callers bound the wait with ``asyncio.timeout``."""
 
         def changed() -> bool:
             record = self.get(namespace, name)
-            return record is None or record.generation != known_generation
+            return record is None or record.tag(credential) != known_tag
 
         async with self._changed:
             await self._changed.wait_for(changed)

@@ -44,6 +44,8 @@ def record_of(obj: dict[str, Any]) -> PolicyRecord | None:
         name=meta["name"],
         generation=int(meta.get("generation") or 0),
         spec=spec,
+        uid=str(meta.get("uid") or ""),
+        redis_epoch=int(((obj.get("status") or {}).get("redisUser") or {}).get("epoch") or 0),
     )
 
 

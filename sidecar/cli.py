@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from llmcache import serving
+from llmcache.embedder import threads
 from llmcache.policy import (
     HTTP_URL_RULES,
     CachePolicySpec,
@@ -47,6 +48,8 @@ FLAGS: tuple[tuple[str, str, str, Any], ...] = (
     ("--policy", "LLMCACHE_POLICY", "CachePolicy spec file (YAML/JSON), re-read on change", None),
     ("--policy-json", "LLMCACHE_POLICY_JSON", "inline CachePolicy spec JSON to start with", None),
     ("--policy-url", "LLMCACHE_POLICY_URL", "operator endpoint to long-poll for updates", None),
+    ("--policy-token-file", "LLMCACHE_POLICY_TOKEN_FILE",
+     "projected ServiceAccount token sent with each poll (the policy's Redis user)", None),
     ("--namespace", "LLMCACHE_NAMESPACE", "namespace of the policy", None),
     ("--policy-name", "LLMCACHE_POLICY_NAME", "name of the policy", None),
     ("--pod-name", "LLMCACHE_POD_NAME", "this pod's name, for statistics", None),
@@ -59,6 +62,8 @@ FLAGS: tuple[tuple[str, str, str, Any], ...] = (
      "seconds a request body may take to arrive after its head", "60"),
     ("--max-connections", "LLMCACHE_MAX_CONNECTIONS",
      "client connections the proxy listener holds open; more get 503", "4096"),
+    ("--embed-threads", "LLMCACHE_EMBED_THREADS",
+     "BLAS/OpenMP threads of the in-process embedding model", "1"),
 )  # fmt: skip
 
 
@@ -79,6 +84,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         pod_name=args.pod_name,
         policy_file=args.policy,
         policy_url=args.policy_url,
+        policy_token_file=args.policy_token_file,
         stats_url=args.stats_url,
         stats_interval=float(args.stats_interval),
     )
@@ -123,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
     if problems := flag_problems(args):
         log.error("invalid flags: %s", "; ".join(problems))
         return 2
+    try:  # one thread by default: see llmcache/embedder/threads.py
+        threads.limit(threads.configured(args.embed_threads))
+    except ValueError as exc:
+        log.error("invalid flags: --embed-threads: %s", exc)
+        return 2
     serving.quiet_repeated_logs()  # a storm of one fault is a line per 10 s, not megabytes
     # Taken before the read: an edit landing while the process starts is picked up.
     version = policy_source.file_version(args.policy) if args.policy else None
@@ -134,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         log.error("invalid policy: %s", redact(str(exc)))
         return 2
-    asyncio.run(serve(settings_from(args), spec, version, limits_from(args)))
+    serving.run(serve(settings_from(args), spec, version, limits_from(args)))
     return 0
 
 

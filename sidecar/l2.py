@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 
 from llmcache import keyspace
 
@@ -240,6 +241,8 @@ class L2:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
             except Exception as exc:
+                if fault_reason(exc) == "denied":  # a dead Redis is counted by lookups
+                    self._metrics.child(self._metrics.redis_faults, "subscribe", "denied").inc()
                 log.debug("invalidation subscriber: %s; reconnecting", exc)
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -259,7 +262,7 @@ class L2:
         return self._open_until > 0 and time.monotonic() < self._open_until
 
     def _fault(self, op: str, exc: BaseException) -> None:
-        reason = "timeout" if isinstance(exc, TimeoutError) else "error"
+        reason = fault_reason(exc)
         if reason == "timeout":
             self._resp.reset()  # replies that come late must not pile up
         self._metrics.child(self._metrics.redis_faults, op, reason).inc()
@@ -291,3 +294,18 @@ class L2:
         with contextlib.suppress(Exception):
             await self.client.aclose()
         await self._resp.close()
+
+
+DENIED = ("NOPERM", "WRONGPASS", "NOAUTH")  # Redis ACL refusals (a policy's own Redis user)
+
+
+def fault_reason(exc: BaseException) -> str:
+    """``timeout``, ``denied`` (the Redis user may not do it: another policy's keys or
+    channel, or a revoked password) or ``error``."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, redis_errors.NoPermissionError | redis_errors.AuthenticationError):
+        return "denied"  # redis-py drops the error code from the message
+    if str(exc).lstrip().startswith(DENIED):
+        return "denied"
+    return "error"

@@ -132,3 +132,11 @@ class Layer(Protocol):
         """Remove matching entries; return how many."""
 
     async def close(self) -> None: ...
+
+
+class EarlyLayer(Layer, Protocol):
+    """A layer with work to start as soon as a request is keyed (the semantic layer's
+    embedding), so that it runs while the exact layers look."""
+
+    def begin(self, req: CacheRequest) -> None:
+        """Start that work; never raises."""

@@ -162,6 +162,10 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        # Exported at 0 from the start: a series born at 1 has no increase(), and the
+        # LLMCachePolicyRejected alert would miss a pod's first rejected policy.
+        for result in ("applied", "invalid", "unchanged"):
+            self.policy_reloads.labels(result)
         self.upstream_batch_size = Histogram(
             "llmcache_upstream_batch_size",
             "Inputs per batched upstream call (batching.mode: batch).",
@@ -175,6 +179,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        for reason in ("flush", "announced", "rag_write"):  # a first flush is an increase
+            self.invalidated.labels(reason)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, resolved once: the hit path calls this a dozen times

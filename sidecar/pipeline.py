@@ -110,6 +110,8 @@ async def handle(
         return resp
     if seen_key is not None:
         rt.remember(seen_key, req)
+    for extra in rt.extra_layers:  # e.g. the semantic layer embeds while L1 and L2 look
+        extra.begin(req)
 
     if req.lookup:
         for layer in rt.layers:

@@ -45,7 +45,7 @@ async def watch_file(rt: Runtime, path: str, loaded: float | None = None) -> Non
             reason = describe_error(exc) if isinstance(exc, ValidationError) else str(exc)
             log.error("policy file %s rejected, keeping the current policy: %s", path, reason)
             continue
-        await _apply(rt, spec, rt.generation)
+        await _apply(rt, spec, rt.generation, rt.delivered_redis_url)
 
 
 async def watch_url(rt: Runtime, url: str) -> None:
@@ -59,18 +59,31 @@ async def _watch_url(rt: Runtime, url: str, session: aiohttp.ClientSession) -> N
     timeout = aiohttp.ClientTimeout(total=LONG_POLL_SECONDS + 15)
     while True:
         headers = {"If-None-Match": etag} if etag else {}
+        token_file = rt.settings.policy_token_file
         try:
+            if token_file:  # re-read every time: the kubelet renews it
+                headers["Authorization"] = f"Bearer {read_token(token_file)}"
             async with session.get(
                 url, params={"wait": str(LONG_POLL_SECONDS)}, headers=headers, timeout=timeout
             ) as resp:
                 if resp.status == 304:
                     pause = RETRY_MIN
                     continue
-                resp.raise_for_status()
+                if resp.status >= 400:
+                    reason = (await resp.text()).strip()[:200]  # e.g. why a token is refused
+                    raise aiohttp.ClientResponseError(
+                        resp.request_info, (), status=resp.status, message=reason
+                    )
                 doc = await resp.json()
+                tag = resp.headers.get("ETag")
             spec = parse_spec(doc["spec"])
             generation = int(doc.get("generation", 0))
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            redis_url = doc.get("redisUrl")
+            if redis_url is not None and not isinstance(redis_url, str):
+                raise TypeError("redisUrl must be a string")
+        except (
+            aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError, TypeError
+        ) as exc:  # fmt: skip
             reason = str(exc)
             if isinstance(exc, ValidationError):
                 rt.metrics.policy_reloads.labels("invalid").inc()
@@ -80,8 +93,8 @@ async def _watch_url(rt: Runtime, url: str, session: aiohttp.ClientSession) -> N
             pause = min(pause * 2, RETRY_MAX)
             continue
         pause = RETRY_MIN
-        etag = f'"{generation}"'
-        await _apply(rt, spec, generation)
+        etag = tag or f'"{generation}"'
+        await _apply(rt, spec, generation, redis_url)
 
 
 async def push_stats(rt: Runtime, url: str, interval: float) -> None:
@@ -105,10 +118,14 @@ async def _push_stats(
         await asyncio.sleep(interval)
 
 
-async def _apply(rt: Runtime, spec: CachePolicySpec, generation: int) -> None:
-    if spec == rt.policy and generation == rt.generation:
+async def _apply(
+    rt: Runtime, spec: CachePolicySpec, generation: int, redis_url: str | None
+) -> None:
+    """``redis_url``: the policy's own Redis user, when the operator delivers one."""
+    if spec == rt.policy and generation == rt.generation and redis_url == rt.delivered_redis_url:
         rt.metrics.policy_reloads.labels("unchanged").inc()
         return
+    rt.delivered_redis_url = redis_url
     await rt.apply(spec, generation)
     rt.metrics.policy_reloads.labels("applied").inc()
     log.info("policy generation %d applied", generation)
@@ -119,3 +136,8 @@ def file_version(path: str) -> float | None:
         return Path(path).stat().st_mtime_ns / 1e9
     except OSError:
         return None
+
+
+def read_token(path: str) -> str:
+    """The projected ServiceAccount token (a small file on tmpfs)."""
+    return Path(path).read_text().strip()

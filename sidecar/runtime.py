@@ -18,7 +18,7 @@ from llmcache.policy import CachePolicySpec
 from .batching import EmbeddingBatcher
 from .l1 import L1
 from .l2 import L2
-from .layers import CacheRequest, Hit, Layer, Selector
+from .layers import CacheRequest, EarlyLayer, Hit, Layer, Selector
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class Settings:
     pod_name: str | None = None
     policy_file: str | None = None
     policy_url: str | None = None
+    policy_token_file: str | None = None  # proves the namespace to the operator
     stats_url: str | None = None
     stats_interval: float = 15.0
 
@@ -86,12 +87,14 @@ class Runtime:
         )
         self.l2: L2 | None = None
         self.layers: list[Layer] = []
-        self.extra_layers: list[Layer] = []  # semantic (built by llmcache.sidecar.semantic)
+        self.extra_layers: list[EarlyLayer] = []  # semantic (built by llmcache.sidecar.semantic)
         self.inflight: dict[str, Any] = {}
         # (route, partition, raw body) → what the full path decided: exact, no digest.
         self.seen: dict[tuple[str, str, bytes], Seen] = {}
         self._seen_bytes = 0
         self.batcher = EmbeddingBatcher(metrics)
+        self.delivered_redis_url: str | None = None
+        """The policy's own user in a shared Redis, delivered by the operator."""
 
     @property
     def prefix(self) -> str:
@@ -101,7 +104,7 @@ class Runtime:
 
     @property
     def redis_url(self) -> str | None:
-        return self.settings.redis_url or self.policy.redis.url
+        return self.delivered_redis_url or self.settings.redis_url or self.policy.redis.url
 
     def upstream(self, family: str) -> str:
         if family == "anthropic":
@@ -125,7 +128,7 @@ class Runtime:
         elif self.l2 is not None:
             self.l2.sliding = ex.sliding_ttl
         await self._swap_extra_layers(old)
-        self.layers = self._exact_layers() + self.extra_layers
+        self.layers = [*self._exact_layers(), *self.extra_layers]
 
     async def start(self) -> None:
         await self.apply(self.policy, self.generation)
@@ -138,12 +141,13 @@ class Runtime:
     async def _swap_l2(self) -> None:
         old, url = self.l2, self.redis_url
         self.l2 = None
-        if old is not None:
-            await old.close()
-        if url:
+        if url:  # the new one first: requests under way finish on the old one
             p = self.policy
             self.l2 = L2(url, self.prefix, self.metrics, p.redis.timeout_ms, p.exact.sliding_ttl)
             self.l2.on_flush(self._on_announced_flush)
+        self.layers = [*self._exact_layers(), *self.extra_layers]
+        if old is not None:
+            await old.close()
 
     async def _swap_extra_layers(self, old: CachePolicySpec) -> None:
         """Semantic layer: rebuilt when its settings change (hook for the semantic module)."""

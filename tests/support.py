@@ -53,9 +53,11 @@ def wait_for(
 
 
 class RedisServer:
-    """A real ``redis-server`` on a free loopback port, with no persistence."""
+    """A real ``redis-server`` on a free loopback port, with no persistence; with
+    ``password``, the ``default`` user (the admin) needs it (``url`` carries it)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
+        self.password = password
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not Path(binary).exists():
             raise RuntimeError(
@@ -69,7 +71,8 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f"default:{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -85,6 +88,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -92,7 +96,12 @@ class RedisServer:
         wait_for(self.ping, timeout=10)
 
     def ping(self) -> bool:
-        return redis_ping(self.port)
+        if not self.password:
+            return redis_ping(self.port)
+        try:
+            return bool(self.client().ping())
+        except redis.RedisError:
+            return False
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=5)

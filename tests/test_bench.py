@@ -109,6 +109,9 @@ def test_workload_bench_smoke(tmp_path: Path) -> None:
     assert direct["requests"] == exact["requests"] == doc["composition"]["requests"]
     assert doc["composition"]["routes"]["rag.query"] > 0
     assert set(doc["ceiling"]["wall_change"]) == {"exact", "semantic"}
+    semantic = modes["all"]["semantic"]  # what the semantic layer cost the requests it missed
+    assert semantic["on_misses"]["count"] > 0 and semantic["wrong_answers"] == 0
+    assert "semantic" not in exact
     for m in modes.values():  # every request not served from the cache reached its upstream
         assert m["errors"] == 0, m["wrong_examples"]
         upstream = m["upstream_calls"] + m["vector_store_queries"]

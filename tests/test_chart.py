@@ -313,6 +313,27 @@ def test_existing_redis_from_a_secret() -> None:
     assert "LLMCACHE_REDIS_URL" not in {e["name"] for e in operator_container(render())["env"]}
 
 
+def test_shared_redis_admin_credential_from_a_secret() -> None:
+    """Admin-credential mode: the URL from a Secret of the release namespace (never in the
+    pod spec), the rotation settings as flags the operator parses, and one more RBAC rule."""
+    values = {"redis": {"admin": {"existingSecret": {"name": "redis-admin", "key": "url"},
+                                  "passwordOverlapSeconds": 30}}}  # fmt: skip
+    objs = render({**SINGLE, **values})
+    container = operator_container(objs)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["LLMCACHE_REDIS_ADMIN_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "redis-admin",
+        "key": "url",
+    }
+    parsed = _parser("llmcache.operator.cli").parse_args(container["args"][1:])
+    assert (parsed.redis_password_overlap, parsed.redis_password_rotation) == (30, 0)
+    rules = one(objs, "ClusterRole", "llmcache-operator")["rules"]
+    assert {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
+            "verbs": ["create"]} in rules  # fmt: skip
+    default_env = {e["name"] for e in operator_container(render())["env"]}
+    assert "LLMCACHE_REDIS_ADMIN_URL" not in default_env
+
+
 def test_every_container_runs_non_root_read_only_without_privileges() -> None:
     for obj in render(ALL_ON):
         if obj["kind"] not in ("Deployment", "StatefulSet", "Pod"):

@@ -134,7 +134,7 @@ def test_codec_round_trip_and_rejects_garbage() -> None:
 
 def test_policy_defaults_bounds_and_files(tmp_path: object) -> None:
     spec = CachePolicySpec()
-    assert spec.semantic.threshold == 0.95 and spec.sharing.scope == "credential"
+    assert spec.semantic.threshold is None and spec.sharing.scope == "credential"
     assert spec.rag.ttl_seconds == 3600 and spec.exact.ttl_seconds == 86400
     with pytest.raises(ValidationError, match="threshold"):
         CachePolicySpec.model_validate({"semantic": {"threshold": 1.5}})

@@ -96,3 +96,18 @@ async def test_service_serves_openai_compatible_embeddings(model) -> None:  # ty
         await client.close()
     finally:
         proc.stop()
+
+
+def test_embedding_latency_bench_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``llmcache bench semantic``'s embedding rows: one per (BLAS threads, concurrency), and
+    concurrent requests share model calls."""
+    pytest.importorskip("threadpoolctl")
+    from llmcache.bench.semantic import embedding
+
+    monkeypatch.setattr(embedding, "CONCURRENCY", (1, 4))
+    rows = embedding.measure(TEXTS, 4)
+    assert [(r["threads"], r["concurrency"]) for r in rows] == [(1, 1), (1, 4), (2, 1), (2, 4)]
+    for r in rows:
+        assert 0 < r["p50_ms"] <= r["p99_ms"]
+        assert r["model_calls"] <= r["requests"]
+    assert rows[1]["model_calls"] < rows[1]["requests"]  # batched

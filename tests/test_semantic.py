@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
-from llmcache.bench.semantic.pairs import labelled
+from llmcache.bench.semantic.pairs import labelled, shared_swaps
 from llmcache.sidecar.semantic import guards
 from llmcache.sidecar.semantic.canonical import render
 from llmcache.sidecar.semantic.index import Record, VectorIndex
 from llmcache.sidecar.semantic.store import decode_record, encode_record
+from llmcache.sidecar.semantic.thresholds import FALLBACK, default_threshold, effective_threshold
 
 
 @pytest.mark.parametrize(
@@ -59,8 +61,107 @@ def test_guards_let_paraphrases_through(a: str, b: str) -> None:
     assert guards.first_failure(a, b) is None
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "guard"),
+    [
+        # Issue 14: one content word swapped for its opposite or a sibling, below 0.95 too.
+        ("How do I speed up my Wi-Fi?", "How do I slow down my Wi-Fi?", "substitution"),
+        ("Is coffee good for you?", "Is coffee bad for you?", "substitution"),
+        ("Why is my internet slow at night?", "Why is my internet fast at night?",
+         "substitution"),
+        # A word with an opposite is never filler ("quickly" once was).
+        ("Why does my kettle boil slowly?", "Why does my kettle boil quickly?", "substitution"),
+        ("How do I implement a stack in C?", "How do I implement a deque in C?", "substitution"),
+        ("Write a ballad about the moon.", "Write a villanelle about the moon.", "substitution"),
+        ("How do I monitor inodes on a server?", "How do I monitor threads on a server?",
+         "substitution"),
+        ("What is the minimum wage in Germany?", "What is the maximum wage in Germany?",
+         "substitution"),
+        # A content word where the other text has a function word, or one side of a choice.
+        ("How do I write a for loop in Bash?", "How do I write a while loop in Bash?",
+         "substitution"),
+        ("Should I use tabs or spaces?", "Should I use spaces?", "substitution"),
+        # Added words that flip or narrow the question; another question word.
+        ("How do I sort a list in Go?", "How do I sort a list in reverse in Go?", "substitution"),
+        ("What is the GDP of Japan?", "What is the GDP growth rate of Japan?", "substitution"),
+        ("When did the Berlin Wall fall?", "Why did the Berlin Wall fall?", "substitution"),
+        ("Why is grep -i foo slow?", "Why is grep -v foo slow?", "substitution"),
+        # Code: one operator changes the snippet.
+        ("What does `x += 1` do?", "What does `x -= 1` do?", "code"),
+        ("Why is a && b slow?", "Why is a || b slow?", "code"),
+        # "X in a Y" after "how many" is a ratio: its terms keep their sides.
+        ("How many miles are in a kilometer?", "How many kilometers are in a mile?", "order"),
+        # Ordinals are numbers: still a different one.
+        ("Who won the third series of the baking contest?",
+         "Who won series 4 of the baking contest?", "numbers"),
+    ],
+)  # fmt: skip
+def test_verifier_stops_swaps(a: str, b: str, guard: str) -> None:
+    assert guards.first_failure(a, b) == guard
+    assert guards.first_failure(b, a) == guard
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        # A capitalised opening verb off the old word list, or followed by a particle.
+        ("What is a deadlock?", "I'd like to know what a deadlock is."),
+        ("Break down the steps of photosynthesis.", "What are the steps of photosynthesis?"),
+        ("Sketch out a plan for a garden party.", "Can you give me a plan for a garden party?"),
+        # Ordinal vs numeral, numbered events written another way, proper-name synonyms.
+        ("Who won the third series of the baking contest?",
+         "Who won series 3 of the baking contest?"),
+        ("What is the 2nd step of the scientific method?",
+         "What is the second step of the scientific method?"),
+        ("What caused WWI?", "What caused World War I?"),
+        ("What caused World War 1?", "What caused the First World War?"),
+        ("What is the GDP of the US?", "What is the GDP of America?"),
+        ("How do I set a variable in JS?", "How do I set a variable in JavaScript?"),
+        # Clauses reordered across sentences; synonyms; one added content word.
+        ("I have never done this before. How do I descale a kettle?",
+         "How do I descale a kettle? I have never done it before."),
+        ("How do I make a website with Django?", "How do I build a website with Django?"),
+        ("What documents do I need to rent an apartment?",
+         "What documents do I require to rent an apartment?"),
+        ("How do I grow tomatoes?", "How can I grow tomatoes at home?"),
+        ("How do I change a car tire?", "What's the best way to change a car tire?"),
+        ("What does `git stash pop` do?", "Explain what `git stash pop` does."),
+    ],
+)  # fmt: skip
+def test_verifier_lets_rewordings_through(a: str, b: str) -> None:
+    assert guards.first_failure(a, b) is None
+    assert guards.first_failure(b, a) is None
+
+
+def test_old_guards_behaviour_kept_where_it_was_right() -> None:
+    """Names still veto one-sided ("Paris hotels"), and a prompt agrees with itself."""
+    assert guards.first_failure("Paris hotels near the Louvre", "Hotels near the Louvre") == (
+        "entities"
+    )
+    assert guards.numbers("the 3rd, third and 3 rounds") == Counter({"3": 3})
+    assert guards.canonical_names("the United States and WWII") == "USA and WW2"
+
+
+def test_held_out_split_shares_no_swapped_words_with_tuning() -> None:
+    """The held-out figure means something only if the tuning split never swaps the words a
+    held-out pair swaps (grammar-level swaps the old guards already knew are allowed)."""
+    assert len(labelled("tuning")) + len(labelled("heldout")) >= 1200
+    grammar = {("do", "should"), ("with", "without"), ("2nd", "second"), ("4th", "fourth")}
+    assert shared_swaps() <= grammar
+    tuning = {(a, b) for a, b, _, _ in labelled("tuning")}
+    assert not tuning & {(a, b) for a, b, _, _ in labelled("heldout")}
+
+
+def test_default_threshold_is_the_embedders() -> None:
+    assert default_threshold("all-MiniLM-L6-v2") == 0.85
+    assert default_threshold("sentence-transformers/all-MiniLM-L6-v2") == 0.85
+    assert default_threshold("text-embedding-3-small") == FALLBACK == 0.95
+    assert effective_threshold(None, "all-MiniLM-L6-v2") == 0.85
+    assert effective_threshold(0.97, "all-MiniLM-L6-v2") == 0.97
+
+
 def test_every_labelled_prompt_passes_against_itself() -> None:
-    texts = {t for a, b, _, _ in labelled() for t in (a, b)}
+    texts = {t for a, b, _, _ in labelled("all") for t in (a, b)}
     assert [t for t in texts if guards.first_failure(t, t)] == []
     assert guards.entities("Set an alarm for 7pm, then call Anna.") == {"7pm", "anna"}
     assert guards.entities("Outline the causes. Paris hotels?") == {"paris"}
@@ -159,3 +260,25 @@ def test_large_partitions_prefilter_by_sign_bits_and_find_the_exact_best() -> No
         exact = max(live, key=lambda j: float(vectors[j] @ query))
         assert found is not None and found[0].id == f"r{exact}"
         assert found[1] == pytest.approx(float(vectors[exact] @ query), abs=1e-5)
+
+
+def test_bench_reports_each_split_with_its_false_hits() -> None:
+    """``llmcache bench semantic`` scores a split on its own: counts at the threshold, the
+    pairs served wrongly, and which guard vetoed what (vectors made up, no model)."""
+    from llmcache.bench.semantic import _split_quality
+
+    pairs = [
+        ("How do I reverse a list in Python?", "How can I reverse a list in Python?", True, "p"),
+        ("Why is my internet slow at night?", "Why is my internet fast at night?", False, "a"),
+        ("My code runs fine locally but fails in CI. Why?",
+         "My code fails locally but runs fine in CI. Why?", False, "o"),
+    ]  # fmt: skip
+    near = unit(1) * 0.96 + unit(2) * 0.28
+    vecs = {t: unit(1) for a, b, _, _ in pairs for t in (a, b)}
+    vecs["How can I reverse a list in Python?"] = near / np.linalg.norm(near)
+    q = _split_quality(pairs, vecs, 0.85)
+    assert q["at_threshold"]["similarity_only"]["fp"] == 2
+    verified = q["at_threshold"]["verified"]
+    assert (verified["tp"], verified["fp"], verified["fn"]) == (1, 1, 0)
+    assert [f["group"] for f in q["false_hits"]] == ["o"]
+    assert q["vetoes_by_first_guard"]["substitution"] == 1

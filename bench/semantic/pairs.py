@@ -8,9 +8,20 @@ registries without downloading from a hub at run time, so this set is our own. E
 - ``topic``: different questions on the same topic (easy negatives);
 - ``number``, ``negation``, ``entity``, ``order``: hard negatives that differ in exactly one
   number, one negation, one named entity, or the order of two terms.
+
+Issue 14 added ``HAND`` and ``generated`` (antonym and sibling swaps, synonym-only,
+imperative vs question, multi-sentence, code, ordinal vs numeral, proper-name rewordings)
+to the **tuning** split, and a **held-out** split, ``data/heldout.jsonl``, decided before
+the verifier was written (see ``labelled``).
 """
 
 from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from . import generated
 
 PARAPHRASE = [
     ("How do I reverse a list in Python?", "How can I reverse a list in Python?"),
@@ -506,6 +517,192 @@ ORDER = [
     ("How do I convert a map to a list in Java?", "How do I convert a list to a map in Java?"),
 ]
 
+# Hand-written after the first verifier rounds (tuning split): free-form swaps and rewordings.
+HAND: list[tuple[str, str, bool, str]] = [
+    ("How do I speed up my Wi-Fi?", "How do I slow down my Wi-Fi?", False, "antonym"),
+    ("Why does bread go stale?", "Why does bread go moldy?", False, "sibling"),
+    ("How do I make my sauce thicker?", "How do I make my sauce thinner?", False, "antonym"),
+    (
+        "What is the cheapest way to heat a house?",
+        "What is the cheapest way to cool a house?",
+        False,
+        "antonym",
+    ),
+    ("How do I shorten a URL?", "How do I lengthen a URL?", False, "antonym"),
+    (
+        "How do I rename a column in pandas?",
+        "How do I rename an index in pandas?",
+        False,
+        "sibling",
+    ),
+    (
+        "How do I delete a remote branch in git?",
+        "How do I delete a local branch in git?",
+        False,
+        "antonym",
+    ),
+    ("What is the opposite of a noun?", "What is the plural of a noun?", False, "sibling"),
+    (
+        "How can I keep my bike from rusting?",
+        "How can I keep my car from rusting?",
+        False,
+        "sibling",
+    ),
+    (
+        "How do I write a for loop in Bash?",
+        "How do I write a while loop in Bash?",
+        False,
+        "sibling",
+    ),
+    ("What are the side effects of coffee?", "What are the side effects of tea?", False, "sibling"),
+    ("Why do onions make you cry?", "Why do onions make you sneeze?", False, "sibling"),
+    ("How do I indent code in Vim?", "How do I unindent code in Vim?", False, "antonym"),
+    ("Why is my cat losing weight?", "Why is my cat gaining weight?", False, "antonym"),
+    ("How do I open a jar that is stuck?", "How do I close a jar that is stuck?", False, "antonym"),
+    (
+        "How do I make friends as an introvert?",
+        "How do I make friends as an extrovert?",
+        False,
+        "antonym",
+    ),
+    ("How do I make rice softer?", "How do I make rice firmer?", False, "antonym"),
+    ("How do I get a refund for a flight?", "How do I get a refund for a hotel?", False, "sibling"),
+    ("What wine goes with fish?", "What wine goes with steak?", False, "sibling"),
+    (
+        "How do I make a spreadsheet read-only?",
+        "How do I make a spreadsheet editable?",
+        False,
+        "antonym",
+    ),
+    ("How do I add a row in Excel?", "How do I add a column in Excel?", False, "sibling"),
+    (
+        "What is the formula for the area of a circle?",
+        "What is the formula for the circumference of a circle?",
+        False,
+        "sibling",
+    ),
+    ("Should I use tabs or spaces?", "Should I use spaces?", False, "order"),
+    ("Is coffee good for you?", "Is coffee bad for you?", False, "antonym"),
+    ("Why is my internet slow at night?", "Why is my internet fast at night?", False, "antonym"),
+    ("How do I grow my hair faster?", "How do I grow my nails faster?", False, "sibling"),
+    ("How do I paste without formatting?", "How do I copy without formatting?", False, "sibling"),
+    ("What is a synonym for happy?", "What is an antonym for happy?", False, "antonym"),
+    ("What is the past tense of run?", "What is the future tense of run?", False, "sibling"),
+    ("How do I teach my child to read?", "How do I teach my child to write?", False, "sibling"),
+    ("What time does the sun rise today?", "What time does the sun set today?", False, "antonym"),
+    ("How do I attach a file in Gmail?", "How do I attach a photo in Gmail?", False, "sibling"),
+    (
+        "How many grams of sugar are in a teaspoon?",
+        "How many grams of salt are in a teaspoon?",
+        False,
+        "sibling",
+    ),
+    ("Translate good morning into French.", "Translate good night into French.", False, "antonym"),
+    (
+        "Write an email declining a job offer.",
+        "Write an email accepting a job offer.",
+        False,
+        "antonym",
+    ),
+    (
+        "Write a function that checks if a number is even.",
+        "Write a function that checks if a number is odd.",
+        False,
+        "antonym",
+    ),
+    (
+        "Write a function that returns the largest element of a list.",
+        "Write a function that returns the smallest element of a list.",
+        False,
+        "antonym",
+    ),
+    (
+        "Is it rude to arrive early to a party?",
+        "Is it rude to arrive late to a party?",
+        False,
+        "antonym",
+    ),
+    ("Who invented the telephone?", "Who invented the telegraph?", False, "sibling"),
+    (
+        "How do I pay off student loans faster?",
+        "How do I pay off car loans faster?",
+        False,
+        "sibling",
+    ),
+    (
+        "What is the capital of the state of New York?",
+        "What is the largest city in the state of New York?",
+        False,
+        "topic",
+    ),
+    ("Can dogs eat grapes?", "Can dogs eat raisins?", False, "sibling"),
+    ("Can I freeze cooked rice?", "Can I freeze uncooked rice?", False, "antonym"),
+    (
+        "My code runs fine locally but fails in CI. Why?",
+        "My code fails locally but runs fine in CI. Why?",
+        False,
+        "order",
+    ),
+    (
+        "I prefer tea to coffee. What should I try?",
+        "I prefer coffee to tea. What should I try?",
+        False,
+        "order",
+    ),
+    ("How do I get my toddler to sleep?", "How do I get my toddler to eat?", False, "sibling"),
+    (
+        "What's a good name for a golden retriever?",
+        "Suggest a name for a golden retriever.",
+        True,
+        "imperative",
+    ),
+    (
+        "Could you recommend a good sci-fi novel?",
+        "Recommend a good sci-fi novel.",
+        True,
+        "imperative",
+    ),
+    (
+        "My plant's leaves are turning yellow. Why?",
+        "Why are my plant's leaves turning yellow?",
+        True,
+        "multisentence",
+    ),
+    (
+        "How long should I boil an egg for a runny yolk?",
+        "For a runny yolk, how long should I boil an egg?",
+        True,
+        "paraphrase",
+    ),
+    (
+        "What's the time complexity of binary search?",
+        "What is binary search's time complexity?",
+        True,
+        "paraphrase",
+    ),
+    (
+        "Give me three tips for better sleep.",
+        "What are 3 tips for better sleep?",
+        True,
+        "imperative",
+    ),
+    (
+        "When was the Eiffel Tower built?",
+        "In what year was the Eiffel Tower built?",
+        True,
+        "paraphrase",
+    ),
+    (
+        "What is the 4th planet from the sun?",
+        "Which planet is fourth from the sun?",
+        True,
+        "ordinal",
+    ),
+    ("How do I exit Vim?", "How can I quit Vim?", True, "synonym"),
+    ("How do I undo a commit in git?", "How can I revert a commit in git?", True, "synonym"),
+]
+
+
 GROUPS: dict[str, tuple[list[tuple[str, str]], bool]] = {
     "paraphrase": (PARAPHRASE, True),
     "topic": (TOPIC, False),
@@ -516,6 +713,41 @@ GROUPS: dict[str, tuple[list[tuple[str, str]], bool]] = {
 }
 
 
-def labelled() -> list[tuple[str, str, bool, str]]:
-    """Every pair as ``(a, b, same, group)``."""
-    return [(a, b, same, g) for g, (pairs, same) in GROUPS.items() for a, b in pairs]
+HELDOUT = Path(__file__).parent / "data" / "heldout.jsonl"
+Pair = tuple[str, str, bool, str]
+
+
+def labelled(split: str = "tuning") -> list[Pair]:
+    """Every pair of a split as ``(a, b, same, group)``.
+
+    ``tuning``: the hand-written pairs above plus the template pairs of ``generated``; the
+    guards were developed on these. ``heldout``: ``data/heldout.jsonl``, hand-written before
+    the verifier in other frames and vocabulary, never used for tuning (only its totals were
+    read). ``all``: both."""
+    if split == "all":
+        return labelled("tuning") + labelled("heldout")
+    if split == "heldout":
+        rows = [json.loads(line) for line in HELDOUT.read_text().splitlines() if line.strip()]
+        return [(r["a"], r["b"], bool(r["same"]), r["group"]) for r in rows]
+    if split != "tuning":
+        raise ValueError(f"unknown split {split!r} (tuning, heldout, all)")
+    own = [(a, b, same, g) for g, (pairs, same) in GROUPS.items() for a, b in pairs]
+    return own + HAND + generated.pairs()
+
+
+def swapped(a: str, b: str) -> tuple[str, ...] | None:
+    """The words of a one-word swap between two prompts (sorted), else None."""
+    wa, wb = re.findall(r"[\w'-]+", a.lower()), re.findall(r"[\w'-]+", b.lower())
+    if len(wa) != len(wb):
+        return None
+    diff = [(x, y) for x, y in zip(wa, wb, strict=True) if x != y]
+    return tuple(sorted(diff[0])) if len(diff) == 1 else None
+
+
+def shared_swaps() -> set[tuple[str, ...]]:
+    """Word swaps found in both splits (kept empty so the held-out figure means something)."""
+
+    def swaps(split: str) -> set[tuple[str, ...]]:
+        return {s for a, b, _, _ in labelled(split) if (s := swapped(a, b)) is not None}
+
+    return swaps("tuning") & swaps("heldout")

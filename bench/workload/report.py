@@ -33,6 +33,19 @@ def _fmt_layers(s: dict[str, Any]) -> str:
     return " ".join(f"{k}:{v:.1%}" for k, v in s["layer_hit_rate"].items()) or "-"
 
 
+def _semantic(s: dict[str, Any], key: str) -> str:
+    """A semantic-layer cell: counts, or p50 / p99 of the time its lookups took."""
+    sem = s.get("semantic")
+    if not sem:
+        return "-"
+    if "/" in key:  # lookup counts by outcome
+        return " / ".join(f"{sem[o + '_lookups']:.0f}" for o in key.split("/"))
+    if key in ("on_misses", "on_hits"):
+        q = sem[key]
+        return f"{q['p50_ms']:.2f} / {q['p99_ms']:.2f}" if q["count"] else "-"
+    return f"{sem[key]}"
+
+
 def table(summaries: list[dict[str, Any]]) -> str:
     cols = [s for s in summaries if s.get("available")]
     missing = [s for s in summaries if not s.get("available")]
@@ -53,6 +66,12 @@ def table(summaries: list[dict[str, Any]]) -> str:
         ("p95 ms", lambda s: f"{s['p95_ms']:.1f}"),
         ("p99 ms", lambda s: f"{s['p99_ms']:.1f}"),
         ("errors", lambda s: f"{s['errors']}"),
+        ("miss p50 / p99 ms", lambda s: f"{s['miss_p50_ms']:.1f} / {s['miss_p99_ms']:.1f}"),
+        ("semantic hits", lambda s: _semantic(s, "hits")),
+        ("semantic wrong", lambda s: _semantic(s, "wrong_answers")),
+        ("sem. +ms on misses", lambda s: _semantic(s, "on_misses")),
+        ("sem. ms on hits", lambda s: _semantic(s, "on_hits")),
+        ("sem skip/overld/tmo", lambda s: _semantic(s, "skipped/overloaded/timeout")),
         ("wrong answers", lambda s: f"{s['wrong_answers']}"),
         ("semantic-equivalent", lambda s: f"{s['semantic_equivalent_answers']}"),
     ]

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import math
+import re
 import tempfile
 import time
 from collections import Counter
@@ -34,6 +36,7 @@ from .trace import ROUTES, Req, Trace, rag_points
 API_KEY_ANTHROPIC = "sk-ant-bench-workload-0000"
 API_KEY_OPENAI = "sk-bench-workload-0000"
 ZERO_LATENCY = {"x-sim-ttft-ms": "0", "x-sim-ms-per-token": "0"}
+MISSES = ("miss", "skipped", "overloaded", "timeout", "error")  # semantic lookup outcomes
 
 
 def headers_for(route: str) -> dict[str, str]:
@@ -223,8 +226,37 @@ def _semantic_metrics(base: str) -> dict[str, float]:
     for line in text.splitlines():
         if line.startswith(("llmcache_semantic", "llmcache_embedder")) and " " in line:
             name, _, value = line.rpartition(" ")
-            if "_created" not in name and "_bucket" not in name:
+            lookup = name.startswith("llmcache_semantic_lookup_seconds_bucket")
+            if "_created" not in name and ("_bucket" not in name or lookup):
                 out[name] = float(value)
+    return out
+
+
+def lookup_quantiles(metrics: dict[str, float], outcomes: tuple[str, ...]) -> dict[str, float]:
+    """Count and p50/p99 (ms) of the semantic lookups with these outcomes, from the
+    sidecar's ``llmcache_semantic_lookup_seconds`` histogram (linear within a bucket, as
+    Prometheus' ``histogram_quantile``)."""
+    cumulative: dict[float, float] = {}
+    for name, value in metrics.items():
+        if not name.startswith("llmcache_semantic_lookup_seconds_bucket{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', name))
+        if labels.get("outcome") in outcomes:
+            bound = float(labels["le"])
+            cumulative[bound] = cumulative.get(bound, 0.0) + value
+    bounds = sorted(cumulative)
+    total = cumulative.get(math.inf, 0.0)
+    out = {"count": total, "p50_ms": 0.0, "p99_ms": 0.0}
+    for q, key in ((0.5, "p50_ms"), (0.99, "p99_ms")):
+        rank, lower, below = q * total, 0.0, 0.0
+        for bound in bounds:
+            if total and cumulative[bound] >= rank:
+                inside = cumulative[bound] - below
+                share = (rank - below) / inside if inside else 0.0
+                upper = bound if math.isfinite(bound) else lower
+                out[key] = (lower + (upper - lower) * share) * 1000
+                break
+            lower, below = bound, cumulative[bound]
     return out
 
 
@@ -370,6 +402,7 @@ def summarise(result: ModeResult, baseline: ModeResult | None) -> dict[str, Any]
     spent = sum(x.cost_usd for x in from_upstream)
     saved = sum(x.cost_usd for x in hits if x.status == 200)
     lat = [x.latency_s * 1000 for x in o]
+    miss_lat = [x.latency_s * 1000 for x in o if x.cache == "miss"]
     verdicts = Counter(x.verdict for x in o)
     wrong = [asdict(x) for x in o if x.verdict == "wrong"][:10]
     out: dict[str, Any] = {
@@ -401,10 +434,22 @@ def summarise(result: ModeResult, baseline: ModeResult | None) -> dict[str, Any]
             / max(1, sum(1 for x in o if x.category == cat))
             for cat in sorted({x.category for x in o})
         },
+        "miss_p50_ms": _pct(miss_lat, 0.50),
+        "miss_p99_ms": _pct(miss_lat, 0.99),
         "sidecar_stats": result.sidecar_stats,
         "semantic_metrics": result.semantic_metrics,
         "latencies_ms": sorted(lat),
     }
+    m = result.semantic_metrics
+    if any(name.startswith("llmcache_semantic_lookup_seconds") for name in m):
+        out["semantic"] = {
+            "hits": layers.get("semantic", 0),
+            "wrong_answers": sum(1 for x in o if x.layer == "semantic" and x.verdict == "wrong"),
+            # What the layer added to requests it did not answer, and took to answer hits.
+            "on_misses": lookup_quantiles(m, MISSES),
+            "on_hits": lookup_quantiles(m, ("hit",)),
+            **{f"{o}_lookups": lookup_quantiles(m, (o,))["count"] for o in MISSES},
+        }
     if baseline is not None and baseline.mode.available and baseline.outcomes:
         base_spent = sum(x.cost_usd for x in baseline.outcomes if x.status == 200)
         out["cost_change"] = spent / base_spent - 1 if base_spent else 0.0

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # no numpy at import: ``threads`` must run before numpy loads
+    import numpy as np
 
 
 class Embedder(Protocol):

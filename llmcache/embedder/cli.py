@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 
 from llmcache import serving
+
+from . import threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,13 +25,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-size", type=int, default=10_000, help="texts whose vectors are kept (exact LRU)"
     )
+    parser.add_argument(
+        "--threads",
+        type=_threads,
+        default=os.environ.get(threads.ENV, str(threads.DEFAULT)),
+        help=f"BLAS/OpenMP threads of the model [{threads.ENV}]",
+    )
+
+
+def _threads(value: str) -> int:
+    try:
+        return threads.configured(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    threads.limit(args.threads)
     from .service import create_app
 
-    asyncio.run(
+    serving.run(
         serving.serve(create_app(args.window_ms, args.max_batch, args.cache_size), args.listen)
     )
     return 0

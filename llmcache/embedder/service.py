@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import threads
 from .local import LocalEmbedder
 
 EMBEDDER = web.AppKey("embedder", LocalEmbedder)
@@ -65,4 +66,5 @@ async def _embeddings(request: web.Request) -> web.Response:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "model": request.app[EMBEDDER].model})
+    model = request.app[EMBEDDER].model
+    return web.json_response({"status": "ok", "model": model, "threads": threads.current()})

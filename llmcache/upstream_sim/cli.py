@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from llmcache import serving
@@ -42,7 +41,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        asyncio.run(_serve(args))
+        serving.run(_serve(args))
     except OSError as err:
         print(f"upstream-sim: {err}", file=sys.stderr)
         return 1

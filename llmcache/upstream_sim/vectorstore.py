@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument("--query-ms", type=float, default=0.0, help="time every query takes")
     args = parser.parse_args()
     QUERY_SECONDS[0] = args.query_ms / 1000
-    asyncio.run(serving.serve(create_app(), args.listen))
+    serving.run(serving.serve(create_app(), args.listen))
 
 
 if __name__ == "__main__":

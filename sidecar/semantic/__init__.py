@@ -10,7 +10,7 @@ from llmcache.policy import Embedder as EmbedderSpec
 from llmcache.policy import SemanticLayer as SemanticSpec
 
 from ..metrics import Metrics
-from .layer import SemanticLayer
+from .layer import SemanticLayer, index_deadline
 from .metrics import semantic_metrics
 
 API_KEY_ENV = "LLMCACHE_EMBEDDER_API_KEY"
@@ -21,13 +21,15 @@ def make_embedder(
 ) -> Embedder:
     """The policy's embedder: an OpenAI-compatible endpoint when ``url`` is set (its key
     from ``LLMCACHE_EMBEDDER_API_KEY``, which the webhook fills from ``apiKeySecretRef``),
-    else the local model in this process (the ``embed`` extra)."""
+    else the local model in this process (the ``embed`` extra). The HTTP call may take up
+    to the index deadline: a lookup stops waiting after ``timeoutMs``, the index does not."""
     observe = semantic_metrics(metrics).batch_size.observe
     if spec.url:
         from llmcache.embedder.client import HttpEmbedder
 
+        deadline_ms = int(index_deadline(spec.timeout_ms) * 1000)
         return HttpEmbedder(
-            spec.url, spec.model, os.environ.get(API_KEY_ENV), spec.timeout_ms,
+            spec.url, spec.model, os.environ.get(API_KEY_ENV), deadline_ms,
             window_ms, max_batch, observe=observe,
         )  # fmt: skip
     from llmcache.embedder.local import LocalEmbedder

@@ -3,25 +3,37 @@
 Sentence embeddings are blind to the details that flip an answer: with all-MiniLM-L6-v2,
 "convert a string to an integer" and "convert an integer to a string" score 0.997. Each
 guard compares the new prompt with the cached one on one such detail and vetoes the hit
-when they disagree. They are pure string work on two short texts (microseconds), so they
-cost nothing measurable on the hit path. ``bench/semantic`` measures what each one buys.
+when they disagree. ``substitution`` is the general one: whatever the words, a content
+word of one prompt swapped for another (an opposite, a sibling) vetoes; the others check
+numbers, negation, names, code and term order. They are string work on two short texts
+(well under a millisecond, only for a candidate above the threshold); ``llmcache bench
+semantic`` measures what each one buys, on a tuning and a held-out split.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import Counter
 from collections.abc import Callable
+
+from .stem import stem
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#.'_-]*[A-Za-z0-9+#]|[A-Za-z]")
 _NUMBER = re.compile(r"(?<![A-Za-z])[-+]?\d+(?:[.,]\d+)*(?:%|[a-z]{1,3}\b)?")
 _NUMBER_WORDS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
     "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
-    "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "hundred": "100",
-    "thousand": "1000", "million": "1000000", "billion": "1000000000", "first": "1st",
-    "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th", "half": "0.5",
-    "twice": "x2", "double": "x2", "triple": "x3", "dozen": "12",
+    "thirteen": "13", "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17",
+    "eighteen": "18", "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40",
+    "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
+    "hundred": "100", "thousand": "1000", "million": "1000000", "billion": "1000000000",
+    "first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5", "sixth": "6",
+    "seventh": "7", "eighth": "8", "ninth": "9", "tenth": "10", "eleventh": "11",
+    "twelfth": "12", "thirteenth": "13", "fourteenth": "14", "fifteenth": "15",
+    "sixteenth": "16", "seventeenth": "17", "eighteenth": "18", "nineteenth": "19",
+    "twentieth": "20", "half": "0.5", "twice": "x2", "double": "x2", "triple": "x3",
+    "dozen": "12",
 }  # fmt: skip
 _NEGATIONS = {
     "not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "nowhere", "without",
@@ -47,6 +59,7 @@ _STOP = {
 # Capitalised words that start questions or are capitalised by habit, not entities.
 _COMMON_CAPS = {
     "what", "how", "why", "when", "where", "who", "which", "is", "are", "can", "could", "should",
+    "i'd", "i'll",
     "would", "does", "do", "did", "explain", "describe", "tell", "give", "list", "write",
     "show", "please", "i", "i'm", "i've", "in", "on", "for", "the", "a", "an", "my", "if",
     "define", "summarize", "summarise", "compare", "help", "find", "convert", "create", "make",
@@ -60,13 +73,18 @@ _REQUEST_VERBS = {
     "recommend", "suggest", "outline", "name", "translate", "calculate", "provide", "identify",
     "discuss", "rewrite", "simplify", "generate", "draft", "solve", "analyze", "analyse",
     "evaluate", "teach", "imagine", "estimate", "predict", "rank", "brainstorm", "proofread",
-    "elaborate", "clarify", "recap", "illustrate", "demonstrate", "let",
+    "elaborate", "clarify", "recap", "illustrate", "demonstrate", "let", "walk", "break",
+    "sketch", "contrast", "detail", "review", "plan", "prepare", "state", "present", "note",
+    "summarize", "summarise", "share", "offer", "propose", "advise", "guide", "assess",
+    "critique", "interpret", "paraphrase", "reword", "convince", "remind", "pick", "choose",
+    "select", "check", "count", "sort", "research", "investigate", "examine",
 }  # fmt: skip
 # Lower-case words that follow an imperative verb but not a sentence-opening name
 # ("Outline the causes", "Recommend me a book"; but "Paris hotels", "Python 3 features").
 _VERB_OBJECTS = {
     "a", "an", "the", "this", "these", "those", "some", "all", "every", "each", "my", "your",
-    "our", "their", "his", "her", "me", "us", "him", "them",
+    "our", "their", "his", "her", "me", "us", "him", "them", "out", "up", "down", "through",
+    "over", "off", "how", "what", "why", "which", "whether",
 }  # fmt: skip
 _EDGE_PUNCT = "\"'()[]{}<>,;:!?."
 
@@ -76,10 +94,25 @@ def _tokens(text: str) -> list[str]:
     return [w[:-2] if w.endswith(("'s", "\u2019s")) else w for w in _WORD.findall(text)]
 
 
+_ORDINAL_SUFFIX = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
+# Roman numerals after a capitalised word ("Henry VIII", "Part II", "World War I"); "I" alone
+# only after "War", where it cannot be the pronoun.
+_ROMAN = re.compile(r"(?<=[A-Z][a-z]) (II|III|IV|V|VI|VII|VIII|IX|X|XI|XII)\b|(?<=War) (I)\b")
+_ROMAN_VALUES = {"I": 1, "V": 5, "X": 10}
+
+
+def _roman(numeral: str) -> str:
+    values = [_ROMAN_VALUES[c] for c in numeral]
+    return str(sum(-v if v < n else v for v, n in zip(values, [*values[1:], 0], strict=True)))
+
+
 def numbers(text: str) -> Counter[str]:
+    """Numbers of the text as plain digits: an ordinal is its number ("3rd", "third" and
+    "season 3" ask about the same season), number words and Roman numerals are digits."""
     found = [m.group(0).lower().replace(",", "").lstrip("+") for m in _NUMBER.finditer(text)]
     found += [_NUMBER_WORDS[t] for t in (w.lower() for w in _tokens(text)) if t in _NUMBER_WORDS]
-    return Counter(found)
+    found += [_roman(m.group(1) or m.group(2)) for m in _ROMAN.finditer(text)]
+    return Counter(m.group(1) if (m := _ORDINAL_SUFFIX.match(n)) else n for n in found)
 
 
 def numbers_agree(a: str, b: str) -> bool:
@@ -138,7 +171,9 @@ def _scan(text: str) -> tuple[set[str], set[str]]:
         if word:
             lower = word.lower()
             inner = any(c.isupper() for c in word[1:]) or (
-                any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
+                any(c.isdigit() for c in word)
+                and any(c.isalpha() for c in word)
+                and not _ORDINAL_SUFFIX.match(lower)  # "16th": the numbers guard's
             )
             capital = word[0].isupper() and lower not in _COMMON_CAPS
             if inner or (capital and not sentence_start):
@@ -180,15 +215,24 @@ def entities_agree(a: str, b: str) -> bool:
     return all(e in words_b for e in names_a) and all(e in words_a for e in names_b)
 
 
+_RATIO = {"a", "an", "one", "each", "every"}
+
+
 def _content(text: str) -> list[str]:
-    """Content words in order, lower-cased; single capital letters ("table A") count."""
+    """Content words in order, lower-cased; single capital letters ("table A") count.
+    "\0" marks a directional word ("in" before "a": "miles in a kilometer"), "\0." a
+    sentence end: terms in two sentences have no order to keep."""
     out = []
-    for w in _tokens(text):
-        lower = w.lower()
-        if lower in _DIRECTIONAL:
-            out.append("\0" + lower)  # a marker, kept in place
-        elif lower not in _STOP or (len(w) == 1 and w.isupper() and w != "I"):
-            out.append(lower)
+    for sentence in re.split(r"(?<=[.?!])\s+", text):
+        words = _tokens(sentence)
+        ratio = re.search(r"\bhow (?:many|much)\b", sentence, re.IGNORECASE) is not None
+        for w, after in zip(words, [*words[1:], ""], strict=True):
+            lower = w.lower()
+            if lower in _DIRECTIONAL or (ratio and lower == "in" and after.lower() in _RATIO):
+                out.append("\0" + lower)  # a marker, kept in place
+            elif lower not in _STOP or (len(w) == 1 and w.isupper() and w != "I"):
+                out.append(stem(lower))
+        out.append("\0.")
     return out
 
 
@@ -200,6 +244,8 @@ def _pairs_across_markers(words: list[str]) -> set[tuple[str, str]]:
 
     def nearest(seq: list[str]) -> str | None:
         for x in seq:
+            if x == "\0.":
+                return None
             if x.startswith("\0"):
                 continue
             if plain.count(x) == 1:
@@ -207,7 +253,7 @@ def _pairs_across_markers(words: list[str]) -> set[tuple[str, str]]:
         return None
 
     for i, w in enumerate(words):
-        if w.startswith("\0"):
+        if w.startswith("\0") and w != "\0.":
             x, y = nearest(list(reversed(words[:i]))), nearest(words[i + 1 :])
             if x and y and x != y:
                 pairs.add((x, y))
@@ -231,16 +277,257 @@ def order_agrees(a: str, b: str) -> bool:
     return True
 
 
+# -- code ------------------------------------------------------------------------------------
+
+_CODE_SPAN = re.compile(r"`+([^`]+)`+")
+_SENTENCE_PUNCT = ".,?!;:\"'()`\u2019\u201c\u201d"
+
+
+def _symbols(text: str) -> Counter[str]:
+    """Code in the text: backquoted spans verbatim (whitespace folded), and outside them the
+    runs of operator characters (``+=``, ``&&``, ``->``, ``--hard``'s dashes)."""
+    spans = [" ".join(m.group(1).split()) for m in _CODE_SPAN.finditer(text)]
+    rest = re.sub(r"(?<=\w)-(?=\w)", " ", _CODE_SPAN.sub(" ", text))
+    runs = (r.strip(_SENTENCE_PUNCT) for r in re.findall(r"[^\w\s]+", rest))
+    return Counter(["`" + s for s in spans] + [r for r in runs if r])
+
+
+def code_agrees(a: str, b: str) -> bool:
+    """The same code: one operator or flag changes what a snippet does (``x += 1`` vs
+    ``x -= 1``, ``ls -a`` vs ``ls -l``), however close the sentences around it."""
+    return _symbols(a) == _symbols(b)
+
+
+# -- substitution ------------------------------------------------------------------------------
+
+# Words that carry no content of their own: the request's wording ("How can I", "Explain"),
+# pronouns, articles, auxiliaries, generic prepositions. Everything else is content; a word
+# with an opposite ("quickly"/"slowly", "simple"/"complex") never belongs here.
+_FUNCTION = {
+    "a", "an", "the", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does",
+    "did", "done", "i", "i'm", "i've", "i'd", "me", "my", "mine", "myself", "you", "your",
+    "yours", "we", "us", "our", "it", "its", "they", "them", "their", "he", "she", "his",
+    "her", "of", "in", "on", "at", "for", "and", "or", "what", "which", "how", "can",
+    "could", "should", "would", "will", "shall", "may", "might", "must", "this", "that",
+    "these", "those", "there", "here", "please", "about", "some", "any", "so", "as", "also",
+    "just", "like", "to", "into", "with", "using", "via", "by", "from", "within", "if",
+    "then", "than", "have", "has", "had", "having", "want", "wanted", "need", "know",
+    "exactly", "really", "actually", "basically", "terms", "way", "ways", "steps", "step",
+    "tips", "guide", "possible", "one", "ones",
+    "thing", "things", "something", "anything", "kind", "sort", "type", "explain", "tell",
+    "describe", "define", "give", "show", "list", "name", "summarize", "summarise",
+    "outline", "teach", "walk", "help", "let", "learn", "understand", "mean", "means",
+    "meaning", "definition", "work", "works", "working", "happen", "happens", "used", "use",
+    "purpose", "role", "get", "go", "going", "try", "trying", "idea",
+    "ideas", "overview", "detail", "details", "more", "example", "examples", "e.g", "i.e",
+    "etc", "someone", "people", "person", "before", "after",
+}  # fmt: skip
+# Content words that insertion alone cannot add or drop: they flip or narrow the question
+# ("zoom in" vs "zoom out", "sort a list" vs "sort a list in reverse").
+_CHARGED = {
+    "out", "up", "down", "off", "over", "under", "above", "below", "inside", "outside",
+    "forward", "backward", "backwards", "reverse", "reversed", "opposite", "inverse", "back",
+    "more", "less", "most", "least", "only", "all", "every", "each", "both", "either",
+    "first", "last", "next", "previous", "before", "after", "early", "late", "today",
+    "yesterday", "tomorrow", "again", "too", "very", "much", "many", "few", "same",
+    "different", "other", "another", "else", "instead", "also", "worst", "better", "worse",
+    "safe", "safely", "free", "cheap", "legal", "left", "right", "without",
+}  # fmt: skip
+# Words that open a request ("Explain X", "Tell me X"): wording, not content, at the start.
+_OPENERS = {
+    "explain", "describe", "tell", "give", "show", "list", "name", "define", "summarize",
+    "summarise", "outline", "teach", "walk", "help", "provide", "share", "break", "sketch",
+    "detail", "clarify", "elaborate", "recommend", "suggest",
+}  # fmt: skip
+_PARTICLES = {"down", "out", "up", "through", "over", "me", "us"}
+_QUESTION_WORDS = {"who", "whom", "whose", "when", "where", "why"}
+# One sense, several spellings: each word is read as the group's first. Grown from the
+# tuning split only (held-out synonym swaps are kept out so its figure is honest).
+_SYNONYM_GROUPS = [
+    ("make", "build", "create"), ("car", "automobile"), ("movie", "film"), ("couch", "sofa"),
+    ("shop", "store"), ("tired", "sleepy"), ("huge", "enormous"), ("help", "assist"),
+    ("need", "require"), ("get", "obtain"), ("speak", "talk"), ("reply", "respond"),
+    ("photo", "picture"), ("garbage", "trash", "rubbish"), ("vacation", "holiday"),
+    ("trip", "journey"), ("sick", "ill"), ("smart", "intelligent"),
+    ("often", "frequently"), ("run", "execute"), ("improve", "boost"),
+    ("common", "typical"), ("reduce", "shrink"), ("int", "integer"),
+    ("dict", "dictionary"), ("app", "application"), ("repo", "repository"),
+    ("arg", "argument"), ("param", "parameter"), ("func", "function"),
+    ("directory", "folder"), ("cause", "causes", "caused", "reason", "reasons"),
+    ("author", "wrote", "writer"), ("symptom", "sign"), ("fast", "quick", "quickly", "speed"),
+    ("simplest", "easiest"), ("find", "locate"), ("end", "finish"), ("check", "inspect"),
+    ("structure", "layout"), ("submit", "send"), ("mute", "silence"), ("fold", "crease"),
+    ("camera", "cam"), ("patch", "repair"), ("fix", "resolve", "solve"),
+    ("best", "good", "ideal"), ("exit", "quit"), ("undo", "revert"), ("simple", "simply"),
+]  # fmt: skip
+# Several words for one: read before the words are split.
+_PHRASES = [
+    (re.compile(r"\b" + p + r"\b"), word)
+    for p, word in [
+        ("(?:best|good|right|proper|correct|ideal) way", "way"), ("track down", "find"),
+        ("regular expressions?", "regex"), ("turn on", "enable"), ("turn off", "disable"),
+        ("(?:log|sign) ?in(?:to)?", "login"), ("(?:log|sign) ?out(?: of)?", "logout"),
+    ]
+]  # fmt: skip
+# Content words a paraphrase may add or drop ("How can I grow tomatoes at home?"); more
+# added or dropped words narrow or change the question ("GDP" vs "GDP growth rate").
+MAX_INSERTED = 1
+_SYNONYMS = {w: group[0] for group in _SYNONYM_GROUPS for w in group}
+_WORD_OR_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.'_\u2019-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
+_ALIASES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), canonical)
+    for p, canonical in [
+        (r"\b(?:[Tt]he )?(?:United States(?: of America)?|U\.S\.A?\.?|USA|US|America)(?!\w)",
+         "USA"),
+        (r"\b(?:[Tt]he )?(?:United Kingdom|U\.K\.|UK|Great Britain|Britain)(?!\w)", "UK"),
+        (r"\b(?:[Tt]he )?(?:World War (?:II|2|Two)|WW ?II|WW2|Second World War)(?!\w)", "WW2"),
+        (r"\b(?:[Tt]he )?(?:World War (?:I|1|One)|WW ?I|WW1|First World War)(?!\w)", "WW1"),
+        (r"\b(?:New York City|NYC)\b", "NYC"),
+        (r"\b(?:[Tt]he )?(?:European Union|EU)\b", "EU"),
+        (r"\b(?:[Tt]he )?(?:Soviet Union|USSR|U\.S\.S\.R\.)(?!\w)", "USSR"),
+        (r"\b(?:[Tt]he )?(?:United Nations|UN)\b", "UN"),
+        (r"\b(?:Los Angeles|L\.A\.)(?!\w)", "LA"),
+        (r"\b(?:JavaScript|Javascript|JS)\b", "JavaScript"),
+        (r"\b(?:TypeScript|Typescript|TS)\b", "TypeScript"),
+        (r"\b(?:Kubernetes|[Kk]8s)\b", "Kubernetes"),
+        (r"\b(?:PostgreSQL|Postgres|postgres)\b", "PostgreSQL"),
+        (r"\b(?:Visual Studio Code|VS ?Code|vscode)\b", "VSCode"),
+    ]
+]  # fmt: skip
+
+
+def canonical_names(text: str) -> str:
+    """Proper names written one way ("the United States", "WWII", "k8s" -> "USA", "WW2",
+    "Kubernetes"): two texts naming one thing differently must not disagree."""
+    for pattern, canonical in _ALIASES:
+        text = pattern.sub(canonical, text)
+    return text
+
+
+def _content_bag(text: str) -> tuple[Counter[str], set[str], set[str]]:
+    """Content-word stems (synonyms folded), the words among them capitalised mid-sentence,
+    and the question words (who/when/where/why) of the text."""
+    bag: Counter[str] = Counter()
+    capitals: set[str] = set()
+    asks: set[str] = set()
+    for pattern, word in _PHRASES:
+        text = pattern.sub(word, text)
+    start = opened = True
+    for raw in text.split():
+        for w in _WORD_OR_NUMBER.findall(raw):
+            w = w[:-2] if w.endswith(("'s", "\u2019s")) else w
+            lower = w.lower().replace("\u2019", "'")
+            lower = _SYNONYMS.get(lower, lower)
+            if lower in _QUESTION_WORDS:
+                asks.add(lower)
+            if (start and lower in _OPENERS) or (opened and lower in _PARTICLES):
+                opened, start = start and lower in _OPENERS, False  # "Break down", "Walk me"
+                continue
+            opened = False
+            if (
+                (lower in _FUNCTION and lower not in _CHARGED and (len(w) > 1 or w in "aAI"))
+                or lower in _NUMBER_WORDS
+                or any(c.isdigit() for c in lower)
+                or lower in _NEGATIONS
+                or lower.endswith("n't")
+                or lower in _QUESTION_WORDS
+            ):
+                start = False
+                continue
+            key = stem(_SYNONYMS.get(lower, lower))
+            bag[_SYNONYMS.get(key, key)] += 1
+            if w[0].isupper() and not start:
+                capitals.add(key)
+            start = False
+        if raw.endswith((".", "?", "!", ":")):
+            start = True
+    return bag, capitals, asks
+
+
+def _joined(words: Counter[str], other: Counter[str]) -> Counter[str]:
+    """``words`` less those spelled as two words in ``other`` ("dataframe"/"data frame")."""
+    left = Counter(words)
+    keys = list(other)
+    for x in keys:
+        for y in keys:
+            if x != y and x + y in left:
+                left[x + y] -= 1
+    return +left
+
+
+def substitution_agrees(a: str, b: str) -> bool:
+    """No content word of one text was swapped for another in the other text.
+
+    Embeddings place a word close to its opposite ("faster"/"slower", "upload"/"download")
+    and to its siblings ("stack"/"queue", "haiku"/"sonnet"), so cosine cannot tell such
+    prompts apart. Here the two prompts are compared as bags of content-word stems (word
+    order and the request's wording do not count; known synonyms are folded): a paraphrase
+    rewords, reorders, adds or drops words, but a swap leaves a content word in each text
+    that the other lacks. Adding or dropping a word that flips or narrows the question
+    ("out", "reverse", "only", "before") counts as a swap, and so does asking who instead
+    of when or where."""
+    bag_a, caps_a, asks_a = _content_bag(a)
+    bag_b, caps_b, asks_b = _content_bag(b)
+    if asks_a and asks_b and asks_a != asks_b:
+        return False
+    only_a = _joined(bag_a - bag_b, bag_b)
+    only_b = _joined(bag_b - bag_a, bag_a)
+    if (only_a and only_b) or sum((only_a + only_b).values()) > MAX_INSERTED:
+        return False
+    if (only_a or only_b) and _replaces_or_choice(a, b, set(only_a + only_b)):
+        return False
+    return not any(w in _CHARGED_STEMS or w in caps_a | caps_b for w in only_a + only_b)
+
+
+_CHARGED_STEMS = {stem(w) for w in _CHARGED}
+_ALTERNATIVES = {"or", "vs", "versus", "nor"}
+# Function words that only word the request: swapping one for a content word rewords.
+_WORDING = {
+    "explain", "tell", "describe", "define", "give", "show", "list", "name", "summarize",
+    "summarise", "outline", "teach", "walk", "help", "mean", "means", "meaning",
+    "definition", "work", "works", "happen", "happens", "purpose", "role", "idea", "overview",
+    "detail", "details", "example", "examples", "exactly", "really", "actually", "basically",
+    "know", "learn", "understand", "way", "ways", "steps",
+    "guide", "please", "get",
+}  # fmt: skip
+
+
+def _replaces_or_choice(a: str, b: str, added: set[str]) -> bool:
+    """An added or dropped content word stands where the other text has another word ("a
+    for loop" / "a while loop": "for" is a function word elsewhere) or is one side of a
+    choice ("tabs or spaces" / "spaces")."""
+    wa = [w.lower() for w in _tokens(a)]
+    wb = [w.lower() for w in _tokens(b)]
+    matcher = difflib.SequenceMatcher(a=wa, b=wb, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        span = wa[i1:i2] + wb[j1:j2]
+        stems = {stem(_SYNONYMS.get(w, w)) for w in span}
+        if not stems & added:
+            continue
+        if op == "replace" and i2 - i1 == 1 and j2 - j1 == 1 and not _WORDING & set(span):
+            return True
+        if _ALTERNATIVES & set(span) or _ALTERNATIVES & set(wa[i1 - 1 : i1] + wb[j1 - 1 : j1]):
+            return True
+    return False
+
+
 GUARDS: dict[str, Callable[[str, str], bool]] = {
     "numbers": numbers_agree,
     "negation": negations_agree,
     "entities": entities_agree,
     "order": order_agrees,
+    "code": code_agrees,
+    "substitution": substitution_agrees,
 }
 
 
 def first_failure(a: str, b: str, enabled: tuple[str, ...] = tuple(GUARDS)) -> str | None:
-    """The name of the first guard that vetoes ``a`` being served ``b``'s answer."""
+    """The name of the first guard that vetoes ``a`` being served ``b``'s answer (names
+    written two ways are first written one way)."""
+    if enabled:
+        a, b = canonical_names(a), canonical_names(b)
     for name in enabled:
         if not GUARDS[name](a, b):
             return name

@@ -135,6 +135,11 @@ class VectorIndex:
                     del self._parts[record.partition]
         return record
 
+    def has_partition(self, partition: str) -> bool:
+        """Whether any entry (live or not yet dropped as expired) shares this partition: a
+        request without one cannot hit, so its lookup needs no embedding."""
+        return partition in self._parts
+
     def search(self, partition: str, query: np.ndarray) -> tuple[Record, float] | None:
         """The most similar live record of the partition (expired ones are dropped)."""
         part = self._parts.get(partition)

@@ -7,18 +7,34 @@ Redis GET). In shadow mode the same happens but the request still goes upstream,
 its answer arrives the would-be hit is scored: ``would_hit_correct`` if the cached answer's
 text equals the fresh one after whitespace and case folding, or their embeddings have
 cosine >= ``SHADOW_ANSWER_SIMILARITY``; else ``would_hit_wrong``.
+
+What a miss costs, so the layer never makes a request slower than the exact layers alone:
+
+- the embedding starts when the request is keyed (``begin``), while L1 and L2 look;
+- a request whose partition holds no entry cannot hit: its lookup waits for nothing
+  (``skipped``), and its embedding, needed only for the index, runs beside the upstream call;
+- a lookup waits at most ``embedder.timeoutMs``; the embedding goes on after that; while
+  embeddings take longer than that on average (an overloaded embedder), lookups do not wait
+  at all (``overloaded``) unless the vector is already there;
+- the answer is indexed under the request's own vector: at once when it is ready, else after
+  the response is sent, in the background (at most ``MAX_DEFERRED`` at a time, each within
+  ``index_deadline``, counted in ``llmcache_semantic_deferred_stores_total``). So a slow or
+  loaded embedder costs hits on the requests it is slow for, never the entries themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
-from llmcache.embedder import Embedder, EmbedderError
+from llmcache.embedder import Embedder, EmbedderError, threads
 from llmcache.policy import SemanticLayer as SemanticSpec
 
 from ..layers import CacheRequest, Entry, Hit, Selector
@@ -28,11 +44,31 @@ from .canonical import Rendered, render
 from .index import Record, VectorIndex
 from .metrics import semantic_metrics
 from .store import SemanticStore
+from .thresholds import effective_threshold
 
 log = logging.getLogger(__name__)
 
 SHADOW_ANSWER_SIMILARITY = 0.90
+MAX_DEFERRED = 1024  # answers waiting for their embedding to be indexed, at most
+RECENT_WEIGHT = 0.2  # of the latest embedding in the moving average of their durations
 _SCRATCH = "semantic"
+T = TypeVar("T")
+
+
+def index_deadline(timeout_ms: int) -> float:
+    """Seconds an embedding may take for the index, queueing included: only the background
+    waits for it, and a loaded local model works through a backlog at its own pace (a 2 s
+    deadline dropped 76 of 121 entries at a load average of 10 on 2 cores). What bounds the
+    backlog is ``MAX_DEFERRED``."""
+    return max(8 * timeout_ms / 1000, 60.0)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A request's rendering and its embedding (started once, shared by lookup and store)."""
+
+    rendered: Rendered
+    vector: asyncio.Task[np.ndarray | None] | None = None
 
 
 def answer_text(response: dict[str, Any]) -> str:
@@ -87,99 +123,207 @@ class SemanticLayer:
             spec.max_entries,
         )  # fmt: skip
         self._timeout = spec.embedder.timeout_ms / 1000
+        self._index_timeout = index_deadline(spec.embedder.timeout_ms)
         self._enabled_guards = tuple(guards.GUARDS) if spec.verify else ()
+        self.threshold = effective_threshold(spec.threshold, spec.embedder.model)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._deferred = 0
+        self.recent_s = 0.0  # moving average of how long embeddings take
+        self._generation = 0  # bumped by every invalidation: a deferred store then drops
 
     def start(self) -> None:
+        self._m.threads.set(threads.current())
         self.store.start()
 
     def _on_record(self, record: Record, vector: np.ndarray) -> None:
         self.index.add(record, vector)
         self._m.entries.labels("semantic").set(len(self.index))
 
+    # -- the request's embedding -----------------------------------------------------------
+
+    def _pending(self, req: CacheRequest) -> _Pending | None:
+        """The request's rendering (None: not semantically cacheable), made once."""
+        found = req.extra.get(_SCRATCH)
+        if found is not None and found[0] is self:  # not another (replaced) layer's
+            pending: _Pending | None = found[1]
+            return pending
+        rendered = render(req.route, req.model, req.partition, _material(req.route, req.body))
+        pending = _Pending(rendered) if rendered is not None else None
+        req.extra[_SCRATCH] = (self, pending)
+        return pending
+
+    def _embedding(self, pending: _Pending) -> asyncio.Task[np.ndarray | None]:
+        if pending.vector is None:
+            pending.vector = self._spawn(self._embed(pending.rendered.text))
+        return pending.vector
+
+    async def _embed(self, text: str) -> np.ndarray | None:
+        """The text's vector, or None (counted) when the embedder fails or takes longer than
+        the index deadline."""
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._index_timeout):
+                vectors = await self.embedder.embed([text])
+            vector: np.ndarray = vectors[0]
+            self._took(time.perf_counter() - t0)
+            return vector
+        except EmbedderError as exc:
+            self._m.embedder_faults.labels(exc.reason).inc()
+        except TimeoutError:
+            self._took(self._index_timeout)
+            self._m.embedder_faults.labels("index_timeout").inc()
+        except Exception as exc:  # never fail a request for the semantic layer
+            log.warning("embedding failed: %s", exc)
+            self._m.embedder_faults.labels("error").inc()
+        return None
+
+    def _took(self, seconds: float) -> None:
+        """Every embedding (index-only ones too) updates the estimate, so lookups resume as
+        soon as the embedder is fast again."""
+        self.recent_s += RECENT_WEIGHT * (seconds - self.recent_s)
+
+    def begin(self, req: CacheRequest) -> None:
+        """Called once the request is keyed, before the exact layers look: start embedding
+        now if the lookup will wait for it (an entry shares the partition), or if there is
+        no lookup but a store (``cache-control: no-cache``)."""
+        try:
+            pending = self._pending(req)
+            if pending is not None and (
+                not req.lookup or self.index.has_partition(pending.rendered.partition)
+            ):
+                self._embedding(pending)
+        except Exception as exc:
+            log.warning("semantic layer: %s", exc)
+
     # -- lookup ----------------------------------------------------------------------------
 
-    async def _prepare(self, req: CacheRequest) -> tuple[Rendered, np.ndarray] | None:
-        cached = req.extra.get(_SCRATCH)
-        if cached is not None:
-            return cached if cached != () else None
-        rendered = render(req.route, req.model, req.partition, _material(req.route, req.body))
-        result: tuple[Rendered, np.ndarray] | None = None
-        if rendered is not None:
-            try:
-                async with asyncio.timeout(self._timeout):
-                    vectors = await self.embedder.embed([rendered.text])
-                result = (rendered, vectors[0])
-            except EmbedderError as exc:
-                self._m.embedder_faults.labels(exc.reason).inc()
-            except TimeoutError:
-                self._m.embedder_faults.labels("timeout").inc()
-            except Exception as exc:  # never fail a request for the semantic layer
-                log.warning("embedding failed: %s", exc)
-                self._m.embedder_faults.labels("error").inc()
-        req.extra[_SCRATCH] = result if result is not None else ()
-        return result
-
     async def get(self, req: CacheRequest) -> Hit | None:
-        prepared = await self._prepare(req)
-        if prepared is None:
+        t0 = time.perf_counter()
+        pending = self._pending(req)
+        if pending is None:
             return None
-        rendered, vector = prepared
+        try:
+            outcome, hit = await self._lookup(pending, req)
+        except Exception as exc:  # a lookup never fails the request
+            log.warning("semantic lookup failed: %s", exc)
+            outcome, hit = "error", None
+        self._m.lookups.observe((outcome,), time.perf_counter() - t0)
+        return hit
+
+    async def _lookup(self, pending: _Pending, req: CacheRequest) -> tuple[str, Hit | None]:
+        rendered = pending.rendered
+        task = self._embedding(pending)  # a skipped lookup still needs it for the index
+        if not self.index.has_partition(rendered.partition):
+            if self.spec.shadow:
+                self._m.shadow.labels("no_candidate").inc()
+            return "skipped", None
+        if not task.done() and self.recent_s > self._timeout:
+            return "overloaded", None  # it would time out: a miss now, not after timeoutMs
+        try:
+            async with asyncio.timeout(self._timeout):
+                vector = await asyncio.shield(task)
+        except TimeoutError:
+            self._m.embedder_faults.labels("timeout").inc()
+            return "timeout", None
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # this request was cancelled, not the embedding
+            return "error", None  # the layer is closing
+        if vector is None:
+            return "error", None
         found = self.index.search(rendered.partition, vector)
         if found is None:
             if self.spec.shadow:
                 self._m.shadow.labels("no_candidate").inc()
-            return None
+            return "miss", None
         record, score = found
         self._m.similarity.labels("semantic").observe(score)
-        if score < self.spec.threshold:
+        if score < self.threshold:
             if self.spec.shadow:
                 self._m.shadow.labels("no_candidate").inc()
-            return None
+            return "miss", None
         failed = guards.first_failure(rendered.text, record.text, self._enabled_guards)
         if failed is not None:
             self._m.rejections.labels(failed).inc()
             if self.spec.shadow:
                 self._m.shadow.labels("no_candidate").inc()
-            return None
+            return "miss", None
         entry = await self.store.entry(record.id)
         if entry is None:
             self.index.remove(record.id)
-            return None
+            return "miss", None
         if self.spec.shadow:
             req.extra["semantic_shadow"] = entry
-            return None
+            return "miss", None
         expires = min(record.expires, entry.expires or record.expires)
-        return Hit(entry, "semantic", score, expires)
+        return "hit", Hit(entry, "semantic", score, expires)
 
     # -- store -----------------------------------------------------------------------------
 
     async def put(self, req: CacheRequest, entry: Entry) -> None:
+        """Index the answer under the request's own vector; never waits for the embedder."""
         try:
-            prepared = await self._prepare(req)
-            if prepared is None:
+            pending = self._pending(req)
+            if pending is None:
                 return
-            rendered, vector = prepared
+            task = self._embedding(pending)
             would = req.extra.pop("semantic_shadow", None)
-            if would is not None:
-                await self._score_shadow(would, entry)
-            ttl = min(req.ttl, self.spec.ttl_seconds)
+            rendered = pending.rendered
             record = Record(
                 id=req.key, partition=rendered.partition, text=rendered.text,
-                model=entry.model, expires=time.time() + ttl, tags=entry.tags,
+                model=entry.model, expires=time.time() + min(req.ttl, self.spec.ttl_seconds),
+                tags=entry.tags,
             )  # fmt: skip
-            self.index.add(record, vector)
-            self._m.entries.labels("semantic").set(len(self.index))
-            self.store.save(record, vector, entry)
-            self._metrics.stores.labels("semantic").inc()
+            if task.done():
+                if not task.cancelled() and (vector := task.result()) is not None:
+                    self._index(record, vector, entry)
+                if would is not None:
+                    self._spawn(self._score_shadow(would, entry))
+                return
+            if self._deferred >= MAX_DEFERRED:
+                self._m.deferred.labels("overflow").inc()
+                return
+            self._deferred += 1
+            self._spawn(self._store_later(record, task, entry, would, self._generation))
         except Exception as exc:  # put never raises
             log.warning("semantic store failed: %s", exc)
+
+    async def _store_later(
+        self,
+        record: Record,
+        task: asyncio.Task[np.ndarray | None],
+        entry: Entry,
+        would: Entry | None,
+        generation: int,
+    ) -> None:
+        try:
+            vector = await task  # bounded by the index deadline (``_embed``)
+            if vector is None:
+                self._m.deferred.labels("failed").inc()
+            elif generation != self._generation or record.expires <= time.time():
+                self._m.deferred.labels("flushed").inc()  # a flush came in between
+            else:
+                self._index(record, vector, entry)
+                self._m.deferred.labels("indexed").inc()
+            if would is not None:
+                await self._score_shadow(would, entry)
+        except Exception as exc:
+            log.warning("semantic deferred store failed: %s", exc)
+        finally:
+            self._deferred -= 1
+
+    def _index(self, record: Record, vector: np.ndarray, entry: Entry) -> None:
+        self.index.add(record, vector)
+        self._m.entries.labels("semantic").set(len(self.index))
+        self.store.save(record, vector, entry)
+        self._metrics.stores.labels("semantic").inc()
 
     async def _score_shadow(self, cached: Entry, fresh: Entry) -> None:
         a, b = answer_text(cached.response), answer_text(fresh.response)
         same = " ".join(a.lower().split()) == " ".join(b.lower().split())
         if not same and a and b:
             try:
-                async with asyncio.timeout(self._timeout * 4):
+                async with asyncio.timeout(self._index_timeout):
                     va, vb = await self.embedder.embed([a, b])
                 same = float(va @ vb) >= SHADOW_ANSWER_SIMILARITY
             except Exception:
@@ -190,6 +334,7 @@ class SemanticLayer:
     # -- invalidation ----------------------------------------------------------------------
 
     async def invalidate(self, selector: Selector) -> int:
+        self._generation += 1
         if selector.everything:
             n = len(self.index)
             self.index.clear()
@@ -203,6 +348,19 @@ class SemanticLayer:
         self._m.entries.labels("semantic").set(len(self.index))
         return len(ids)
 
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         await self.store.close()
         await self.embedder.close()

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ..metrics import BATCH_BUCKETS, SIMILARITY_BUCKETS, Metrics
+from ..metrics import BATCH_BUCKETS, SIMILARITY_BUCKETS, LoopHistogram, Metrics
+
+# Fine below 50 ms, where a lookup's cost on a miss decides whether the layer pays off.
+LOOKUP_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015,
+    0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,9 @@ class SemanticMetrics:
     shadow: Counter
     embedder_faults: Counter
     batch_size: Histogram
+    lookups: LoopHistogram
+    deferred: Counter
+    threads: Gauge
 
 
 _BY_REGISTRY: weakref.WeakKeyDictionary[Metrics, SemanticMetrics] = weakref.WeakKeyDictionary()
@@ -65,6 +74,30 @@ def semantic_metrics(metrics: Metrics) -> SemanticMetrics:
             "llmcache_embedding_batch_size",
             "Texts per embedding backend call.",
             buckets=BATCH_BUCKETS,
+            registry=r,
+        ),
+        lookups=LoopHistogram(
+            "llmcache_semantic_lookup_seconds",
+            "Time a semantic lookup added after the exact layers missed, by outcome: hit, "
+            "miss, skipped (no entry in the request's partition: nothing embedded to look "
+            "up), timeout (embedding over semantic.embedder.timeoutMs), overloaded (recent "
+            "embeddings took longer than that: not waited for), error.",
+            ["outcome"],
+            LOOKUP_BUCKETS,
+            r,
+        ),
+        deferred=Counter(
+            "llmcache_semantic_deferred_stores",
+            "Answers indexed after their response was sent because the embedding was not "
+            "ready (skipped or timed-out lookup), by outcome: indexed, failed, flushed, "
+            "overflow.",
+            ["outcome"],
+            registry=r,
+        ),
+        threads=Gauge(
+            "llmcache_embedder_threads",
+            "BLAS/OpenMP threads this process's numpy may use (the in-process embedding "
+            "model's; --embed-threads).",
             registry=r,
         ),
     )

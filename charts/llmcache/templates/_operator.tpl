@@ -20,6 +20,10 @@ tests/test_chart.py parses these args with the operator's own argparse parser.
 - --standalone
 {{- end }}
 - --log-level={{ $op.logLevel }}
+{{- if .Values.redis.admin.existingSecret.name }}
+- --redis-password-overlap={{ .Values.redis.admin.passwordOverlapSeconds }}
+- --redis-password-rotation={{ .Values.redis.admin.passwordRotationSeconds }}
+{{- end }}
 {{- with $op.extraArgs }}
 {{ toYaml . }}
 {{- end }}
@@ -36,6 +40,13 @@ tests/test_chart.py parses these args with the operator's own argparse parser.
 {{- else if (include "llmcache.redisUrl" .) -}}
 - name: LLMCACHE_REDIS_URL
   value: {{ include "llmcache.redisUrl" . | quote }}
+{{- end }}
+{{- if .Values.redis.admin.existingSecret.name }}
+- name: LLMCACHE_REDIS_ADMIN_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.redis.admin.existingSecret.name }}
+      key: {{ .Values.redis.admin.existingSecret.key }}
 {{- end -}}
 {{- end -}}
 
