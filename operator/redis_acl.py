@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 #   PING, SELECT        RespConnection handshake and health (sidecar/resp.py, l2.ping)
 #   MGET, SET, SADD, EXPIRE   L2 lookups, writes, index sets, sliding TTL (sidecar/l2.py)
 #   GET, INCR           semantic and RAG stores (sidecar/semantic/store.py, sidecar/rag/)
+#   ZADD, ZRANGEBYSCORE, ZREMRANGEBYSCORE, ZREM   their id sets (what a sidecar loads at start)
 #   UNLINK, SUNION, SINTER, SMEMBERS, PUBLISH   flush by tag or model (llmcache/keyspace.py)
 #   SUBSCRIBE, UNSUBSCRIBE   flush announcements and semantic additions
 # Not SCAN: Redis does not filter SCAN (or KEYS) by key patterns, so it would list every
@@ -33,6 +34,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 SIDECAR_COMMANDS = (
     "ping", "select", "mget", "get", "set", "sadd", "expire", "incr",
     "unlink", "sunion", "sinter", "smembers", "publish", "subscribe", "unsubscribe",
+    "zadd", "zrangebyscore", "zremrangebyscore", "zrem",
 )  # fmt: skip
 
 USER_PREFIX = "llmcache"

@@ -12,6 +12,13 @@ import pytest
 
 from tests.conftest import SidecarFactory
 from tests.support import Proc, RedisServer, wait_for
+from tests.test_redis_acl import (
+    SECRET_A,
+    USER_A,
+    faults,
+    shared_redis,  # noqa: F401  (a fixture, used by name)
+    url_of,
+)
 from tests.test_sidecar import KEY_A, KEY_B, claude, sim_count
 from tests.test_sidecar import ask as plain_ask
 
@@ -156,6 +163,25 @@ def test_two_sidecars_share_entries_through_redis(
     h_early, _ = ask(claude(early), "Which mountain is the tallest in the world?")
     assert (h_early["x-llmcache"], h_early["x-llmcache-layer"]) == ("hit", "semantic")
     assert sim_count(upstream) == before
+
+
+def test_records_load_at_start_under_a_policys_own_redis_user(
+    sidecar: SidecarFactory, request: pytest.FixtureRequest
+) -> None:
+    """Under the operator's per-policy ACL user (no SCAN: Redis would list every policy's
+    keys), a sidecar started after an entry was written still loads it (from the id set)."""
+    server: RedisServer = request.getfixturevalue("shared_redis")
+    args = ("--redis-url", url_of(server, USER_A, SECRET_A), "--namespace", "team-a",
+            "--policy-name", "chat", "--policy-json", POLICY)  # fmt: skip
+    early = sidecar(*args)
+    ask(claude(early), "How do I merge two dictionaries in Python?")
+    late = sidecar(*args)
+    wait_for(lambda: metric(late, "llmcache_semantic_index_entries") >= 1, timeout=20)
+    headers, _ = ask(claude(late), "How can I merge two Python dictionaries?")
+    assert (headers["x-llmcache"], headers["x-llmcache-layer"]) == ("hit", "semantic")
+    for proc in (early, late):
+        for reason in ("denied", "error"):
+            assert faults(proc, "semantic_subscribe", reason) == 0
 
 
 def test_shadow_mode_scores_but_goes_upstream(

@@ -5,12 +5,16 @@ Redis layout under the policy prefix ``P``:
 - ``P:s:v:<id>``: the record every sidecar keeps in memory: partition, text, model, tags,
   expiry and the float32 vector (1.5 KB at 384 dims);
 - ``P:s:d:<id>``: the cached answer (the L2's codec), read only on a hit;
+- ``P:s:ids``: a sorted set of the record ids, scored by their expiry (unix seconds);
 - channel ``P:s:add``: ``<origin> <id>`` announces a new record; other sidecars fetch it.
 
-A sidecar loads every ``P:s:v:*`` at start and again whenever its subscription reconnects
-(so announcements missed while Redis was away are caught up). Both keys carry the
-entry's TTL, so Redis forgets what every index forgets. A full flush (SCAN ``P:*``) removes
-them with everything else; selective flushes are announced on ``P:inval`` and each sidecar
+A sidecar loads every live record listed in ``P:s:ids`` at start and again whenever its
+subscription reconnects (so announcements missed while Redis was away are caught up). The
+id set, not ``SCAN``, says what to load: a policy's own Redis ACL user may not ``SCAN``
+(Redis would list every policy's key names), and ``SCAN`` walks the whole keyspace. Both
+keys carry the entry's TTL, so Redis forgets what every index forgets; expired ids are
+pruned from the set at most once a minute. A full flush (SCAN ``P:*``) removes them with
+everything else; selective flushes are announced on ``P:inval`` and each sidecar
 drops the matching records and deletes them from Redis. Every Redis operation has a
 deadline and fails open: a semantic miss, counted in ``llmcache_redis_faults_total``.
 Without Redis, entries stay in this process.
@@ -33,6 +37,7 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from .. import codec
+from ..l2 import fault_reason
 from ..layers import Entry
 from ..metrics import Metrics
 from .index import Record
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"LLMS1"
 LOAD_BATCH = 500
+PRUNE_EVERY = 60.0  # seconds between removals of expired ids from ``P:s:ids``
 ENTRY_CACHE = 1024  # hot answers kept in memory so popular hits skip Redis
 
 OnRecord = Callable[[Record, np.ndarray], None]
@@ -106,10 +112,15 @@ class SemanticStore:
         self.loaded = asyncio.Event()
         if self.client is None:
             self.loaded.set()
+        self._pruned = 0.0
 
     @property
     def channel(self) -> str:
         return f"{self.base}:add"
+
+    @property
+    def ids(self) -> str:
+        return f"{self.base}:ids"
 
     def start(self) -> None:
         if self.client is not None and self._subscriber is None:
@@ -160,6 +171,10 @@ class SemanticStore:
                 pipe = self.client.pipeline(transaction=False)
                 pipe.set(f"{self.base}:d:{record.id}", codec.encode(entry), ex=ttl)
                 pipe.set(f"{self.base}:v:{record.id}", encode_record(record, vector), ex=ttl)
+                pipe.zadd(self.ids, {record.id: record.expires})
+                if (now := time.time()) > self._pruned + PRUNE_EVERY:
+                    self._pruned = now
+                    pipe.zremrangebyscore(self.ids, "-inf", now)
                 pipe.publish(self.channel, f"{self.origin} {record.id}")
                 await pipe.execute()
         except Exception as exc:
@@ -178,6 +193,8 @@ class SemanticStore:
             async with asyncio.timeout(max(self.timeout * 20, 1.0)):
                 for i in range(0, len(keys), LOAD_BATCH):
                     await self.client.unlink(*keys[i : i + LOAD_BATCH])
+                for i in range(0, len(ids), LOAD_BATCH):
+                    await self.client.zrem(self.ids, *ids[i : i + LOAD_BATCH])
         except Exception as exc:
             self._fault("del", exc)
 
@@ -187,23 +204,23 @@ class SemanticStore:
     # -- sync ------------------------------------------------------------------------------
 
     async def load_all(self) -> int:
-        """Read every record of the layer from Redis into the index."""
+        """Read every live record listed in the id set from Redis into the index."""
         assert self.client is not None
         count = 0
-        cursor = 0
+        offset = 0
+        now = time.time()
         while True:
-            keys: list[Any]
-            cursor, keys = await self.client.scan(
-                cursor=cursor, match=f"{self.base}:v:*", count=LOAD_BATCH
+            found: list[Any] = await self.client.zrangebyscore(
+                self.ids, now, "+inf", start=offset, num=LOAD_BATCH
             )
-            if keys:
-                values: list[Any] = await self.client.mget(keys)
-                for key, raw in zip(keys, values, strict=True):
-                    rid = (key.decode() if isinstance(key, bytes) else str(key)).rsplit(":", 1)[1]
-                    if isinstance(raw, bytes) and self._add(rid, raw):
-                        count += 1
-            if cursor == 0:
+            if not found:
                 return count
+            offset += len(found)
+            rids = [r.decode() if isinstance(r, bytes) else str(r) for r in found]
+            values: list[Any] = await self.client.mget([f"{self.base}:v:{r}" for r in rids])
+            for rid, raw in zip(rids, values, strict=True):
+                if isinstance(raw, bytes) and self._add(rid, raw):
+                    count += 1
 
     def _add(self, rid: str, raw: bytes) -> bool:
         decoded = decode_record(rid, raw, self.dim)
@@ -253,8 +270,7 @@ class SemanticStore:
     # -- plumbing --------------------------------------------------------------------------
 
     def _fault(self, op: str, exc: BaseException) -> None:
-        reason = "timeout" if isinstance(exc, TimeoutError) else "error"
-        self._metrics.redis_faults.labels(f"semantic_{op}", reason).inc()
+        self._metrics.redis_faults.labels(f"semantic_{op}", fault_reason(exc)).inc()
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
