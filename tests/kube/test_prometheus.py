@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -267,7 +266,10 @@ def observed(
     sidecars: dict[str, Proc] = {}
     try:
         prom.wait_targets_up(1)
-        start = time.time()
+        # From a scrape that found the operator up, and a second later (subquery steps are
+        # whole seconds): earlier steps may still see the refused scrapes of its start-up,
+        # where LLMCacheOperatorDown's expression is rightly true.
+        start = prom.wait_scraped() + 1.0
         sidecars.update(start_pods(op, upstream, embedder, redis_server.url))
         pods = {name: name.rsplit("-", 1)[0] for name in sidecars}
         found = [
