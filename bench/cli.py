@@ -7,7 +7,7 @@ import argparse
 import importlib
 from types import ModuleType
 
-from . import latency, redisfaults
+from . import fleet_stats, latency, redisfaults
 from .workload import cli as workload
 
 
@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "redis-faults", help="Redis killed and frozen under load: every answer checked"
         )
     )
+    fleet_stats.add_arguments(
+        sub.add_parser(
+            "fleet-stats", help="10 000 simulated sidecars' statistics to two real operators"
+        )
+    )
     semantic = _semantic()
     if semantic is not None and hasattr(semantic, "add_arguments"):
         semantic.add_arguments(sub.add_parser("semantic", help="semantic-layer precision"))
@@ -46,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         return workload.run(args)
     if args.bench == "redis-faults":
         return redisfaults.run(args)
+    if args.bench == "fleet-stats":
+        return fleet_stats.run(args)
     semantic = _semantic()
     if semantic is None or not hasattr(semantic, "run"):
         print("llmcache bench semantic: llmcache.bench.semantic is not available yet")

@@ -8,7 +8,10 @@ and another for the load generator, the upstream simulator and Redis (``taskset 
 - the simulated upstream called directly (a copy on the server's core, and the very process
   the sidecars call: a miss's added latency is measured from that one), and through a
   minimal aiohttp pass-through proxy;
-- the sidecar: miss path, L1 hit, L2 hit (``exact.l1MaxEntries: 0``, so every hit is Redis).
+- the sidecar: miss path, L1 hit, L2 hit (``exact.l1MaxEntries: 0``, so every hit is Redis);
+- the L1 hit with OpenTelemetry tracing on, every request sampled and 1 % of them, exporting
+  by OTLP/HTTP to a local receiver (``servers.py otlp``, on the load generator's core);
+  measured only when the ``tracing`` extra is installed.
 
 Each at 1 client (p50/p99) and 32 clients (requests/s, timeouts, errors). Requests are
 ~1 KB Anthropic Messages bodies. Results: a table on stdout and ``latency.json``.
@@ -17,6 +20,7 @@ Each at 1 client (p50/p99) and 32 clients (requests/s, timeouts, errors). Reques
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import pstats
@@ -43,6 +47,8 @@ CLIENT_CORE = 1
 DIRECT = "sidecar's upstream, direct"
 MISS_ADDED_P50_MS = 1.0
 MISS_ADDED_P99_MS = 3.0
+L1 = "sidecar L1 hit"
+TRACED = {"tracing on, 100 %": 1.0, "tracing on, 1 %": 0.01}  # row suffix: sampling ratio
 HEADERS = {
     "content-type": "application/json",
     "x-api-key": "sk-ant-bench-0000000000000000",
@@ -202,6 +208,19 @@ def measure(
         memory_miss = sidecar({}, shared=False)
         l2 = sidecar({"exact": {"l1MaxEntries": 0}})
         probed = [l1, l2]
+        traced: dict[str, tuple[Proc, Proc]] = {}  # row name: (sidecar, its OTLP receiver)
+        if importlib.util.find_spec("opentelemetry.sdk") is not None:
+            for label, ratio in TRACED.items():
+                receiver = Proc(
+                    [sys.executable, "-m", "llmcache.bench.servers", "otlp"], core=CLIENT_CORE
+                )
+                procs.append(receiver)
+                spec = {"enabled": True, "endpoint": receiver.url + "/v1/traces"}
+                traced[f"{L1}, {label}"] = (
+                    sidecar({"tracing": {**spec, "samplingRatio": ratio}}),
+                    receiver,
+                )
+            probed += [proc for proc, _ in traced.values()]
         base: dict[str, Proc] = {}
         if base_tree:
             base = {
@@ -239,6 +258,9 @@ def measure(
             Case("sidecar L2 hit", "sidecar", l2.url + sidecar_api, False,
                  "L1 off: every hit is Redis", l2.url),
         ]  # fmt: skip
+        for name, (proc, _) in traced.items():
+            note = "spans exported by OTLP/HTTP to a local receiver (SDK defaults)"
+            cases.append(Case(name, "sidecar", proc.url + sidecar_api, False, note, proc.url))
         for case in [c for c in cases if c.name in base]:
             proc = base[case.name]
             name, note = f"{case.name} [base]", f"{case.note}; {base_tree}"
@@ -263,6 +285,8 @@ def measure(
             for d in checks[case.name]:
                 for k, v in d.items():
                     check[k] = check.get(k, 0) + v
+            if case.name in traced:  # warm-up and probes included; none left unsent
+                check["spans_exported"] = _exported(traced[case.name])
             rows.append(Row(
                 case.name, case.group,
                 _combine([x["c1"] for x in runs[case.name]]),
@@ -290,6 +314,14 @@ def measure(
             proc.stop()
         redis.stop()
     return {"rows": [asdict(r) for r in rows]}
+
+
+def _exported(traced: tuple[Proc, Proc]) -> int:
+    """Spans the receiver got from the sidecar, once the sidecar has flushed at exit."""
+    sidecar, receiver = traced
+    sidecar.stop(timeout=30)  # SIGTERM: the sidecar exports what it still holds
+    with urllib.request.urlopen(receiver.url + "/spans", timeout=10) as resp:
+        return int(json.loads(resp.read())["spans"])
 
 
 # -- verdicts ----------------------------------------------------------------------------------
@@ -351,6 +383,25 @@ def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def tracing_cost(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each traced L1-hit row against the untraced one of the same run: what tracing adds."""
+    by = {r["name"]: r for r in rows}
+    plain = by.get(L1)
+    if plain is None:
+        return {}
+    out = {}
+    for name in (f"{L1}, {label}" for label in TRACED):
+        r = by.get(name)
+        if r is not None:
+            out[name] = {
+                "added_p50_ms": r["c1"]["p50_ms"] - plain["c1"]["p50_ms"],
+                "added_p99_ms": r["c1"]["p99_ms"] - plain["c1"]["p99_ms"],
+                "p50_ratio": r["c1"]["p50_ms"] / plain["c1"]["p50_ms"],
+                "rps_ratio_32_clients": r["c32"]["rps"] / plain["c32"]["rps"],
+            }
+    return out
+
+
 def table(result: dict[str, Any]) -> str:
     rows = result["rows"]
     bare = next(r for r in rows if r["name"] == "bare aiohttp")
@@ -383,6 +434,15 @@ def table(result: dict[str, Any]) -> str:
                 p50 = r["c1"]["p50_ms"] - direct["c1"]["p50_ms"]
                 p99 = r["c1"]["p99_ms"] - direct["c1"]["p99_ms"]
                 lines.append(f"  {r['name']:38} p50 {p50:+.3f} ms   p99 {p99:+.3f} ms")
+        lines.append("")
+    costs = tracing_cost(rows)
+    if costs:
+        lines.append(f"tracing on, against '{L1}' in the same run (1 client p50/p99; 32 clients):")
+        for name, c in costs.items():
+            lines.append(
+                f"  {name:38} p50 {c['added_p50_ms']:+.3f} ms ({c['p50_ratio']:.2f}x)   "
+                f"p99 {c['added_p99_ms']:+.3f} ms   req/s {c['rps_ratio_32_clients']:.1%}"
+            )
         lines.append("")
     for name, v in result.get("verdicts", {}).items():
         detail = ", ".join(
@@ -539,6 +599,7 @@ def run(args: argparse.Namespace) -> int:
         base_tree=args.base_tree,
     )
     result["verdicts"] = verdicts(result["rows"])
+    result["tracing_cost"] = tracing_cost(result["rows"])
     missed = [name for name, v in result["verdicts"].items() if not v["pass"]]
     if args.profile == "always" or (args.profile == "auto" and missed):
         cases = missed or ["sidecar L1 hit", "sidecar L2 hit", "sidecar miss"]

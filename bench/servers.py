@@ -5,6 +5,8 @@
 ``proxy``: a minimal pass-through proxy to an upstream (the floor of the miss path); with
 ``--redis-url``, the minimal cache in front of it: redis-py ``GET sha256(body)`` before the
 call and ``SET`` (with a TTL) after it, so the sidecar's shared-L2 miss has a floor too.
+``otlp``: an OTLP/HTTP traces endpoint (``POST /v1/traces``) that counts the spans it
+receives (``GET /spans``): where the tracing rows' sidecars export.
 
 Run: ``python -m llmcache.bench.servers bare --listen 127.0.0.1:0 --body-file F``.
 """
@@ -86,9 +88,36 @@ def proxy_app(upstream: str, redis_url: str | None = None) -> web.Application:
     return app
 
 
+def otlp_app() -> web.Application:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received = {"spans": 0, "exports": 0, "bytes": 0}
+
+    async def traces(request: web.Request) -> web.Response:
+        body = await request.read()
+        message = ExportTraceServiceRequest()
+        message.ParseFromString(body)
+        received["exports"] += 1
+        received["bytes"] += len(body)
+        received["spans"] += sum(
+            len(ss.spans) for rs in message.resource_spans for ss in rs.scope_spans
+        )
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    async def spans(request: web.Request) -> web.Response:
+        return web.json_response(received)
+
+    app = web.Application(client_max_size=64 << 20)
+    app.router.add_post("/v1/traces", traces)
+    app.router.add_get("/spans", spans)
+    return app
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["bare", "dict", "proxy"])
+    parser.add_argument("kind", choices=["bare", "dict", "proxy", "otlp"])
     parser.add_argument("--listen", default="127.0.0.1:0")
     parser.add_argument("--body-file", help="the fixed response body (bare, dict)")
     parser.add_argument("--upstream", help="base URL to forward to (proxy)")
@@ -99,6 +128,8 @@ def main() -> None:
         if not args.upstream:
             parser.error("proxy needs --upstream")
         app = proxy_app(args.upstream, args.redis_url)
+    elif args.kind == "otlp":
+        app = otlp_app()
     else:
         app = bare_app(body) if args.kind == "bare" else dict_app(body)
     serving.run(serving.serve(app, args.listen, backlog=1024))

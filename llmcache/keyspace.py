@@ -3,8 +3,17 @@ operator (which flushes them).
 
 Everything of one policy sits under one prefix ``P = <keyPrefix>:<namespace>:<policy>``:
 entries ``P:e:<sha256>``, tag and model index sets ``P:t:<tag>`` and ``P:m:<model>``,
-semantic and RAG data under ``P:s:`` and ``P:r:``, and the invalidation channel ``P:inval``
-on which every flush is announced so each sidecar drops the same entries from its L1.
+semantic and RAG data under ``P:s:`` and ``P:r:``, the leases of calls in flight
+``P:lease:{P:e:<sha256>}``, and the invalidation channel ``P:inval`` on which every flush is
+announced so each sidecar drops the same entries from its L1.
+
+Only a lease carries a hash tag (its entry's key, so the two share a slot): otherwise, on a
+Redis Cluster the keys of a policy spread over every slot, and nothing needs two keys in one
+slot. Lookups are MGETs split per slot, writes are
+single-key commands in a pipeline, a flush reads each index set on its own (SMEMBERS, the
+union or intersection taken here) and unlinks per slot, and a full flush scans every
+primary. The channel is classic pub/sub, which a cluster delivers to every node's
+subscribers (docs/deploy.md, "Redis topologies").
 """
 
 from __future__ import annotations
@@ -38,6 +47,13 @@ def channel(prefix: str) -> str:
     return f"{prefix}:inval"
 
 
+def lease_key(prefix: str, digest: str) -> str:
+    """Held by the pod calling upstream for ``digest`` (``sidecar/peers.py``). Its hash tag
+    is the entry's key, so on a cluster both live in one slot and the pipeline that writes
+    the entry and then deletes the lease reaches one node, in that order."""
+    return f"{prefix}:lease:{{{entry_key(prefix, digest)}}}"
+
+
 def selector_json(
     tags_any: list[str] | tuple[str, ...] = (),
     tags_all: list[str] | tuple[str, ...] = (),
@@ -55,9 +71,9 @@ async def flush(
 ) -> int:
     """Remove the policy's matching entries from Redis and announce the flush.
 
-    Returns how many entries were removed from Redis. ``client`` is a ``redis.asyncio.Redis``.
-    An empty selector removes every key under the prefix (entries, indexes, semantic and RAG
-    data alike).
+    Returns how many entries were removed from Redis. ``client`` is a ``redis.asyncio.Redis``
+    or ``RedisCluster`` (``llmcache/redis_client.py``). An empty selector removes every key
+    under the prefix (entries, indexes, semantic and RAG data alike).
     """
     if not (tags_any or tags_all or model):
         removed = 0
@@ -68,8 +84,8 @@ async def flush(
     else:
         keys = await _selected_entries(client, prefix, tuple(tags_any), tuple(tags_all), model)
         removed = 0
-        if keys:
-            removed = int(await client.unlink(*keys))
+        for i in range(0, len(keys), SCAN_BATCH):
+            removed += int(await client.unlink(*keys[i : i + SCAN_BATCH]))
     await client.publish(channel(prefix), selector_json(tags_any, tags_all, model))
     return removed
 
@@ -81,21 +97,30 @@ async def _selected_entries(
     tags_all: tuple[str, ...],
     model: str | None,
 ) -> list[bytes]:
+    """Set algebra here, not SUNION/SINTER in Redis: on a cluster the index sets live in
+    different slots, and a flush is rare enough to read each set once."""
     sets: list[set[bytes]] = []
     if tags_any:
-        sets.append(set(await client.sunion(*[tag_key(prefix, t) for t in tags_any])))
+        sets.append(set().union(*[await _members(client, tag_key(prefix, t)) for t in tags_any]))
     if tags_all:
-        sets.append(set(await client.sinter(*[tag_key(prefix, t) for t in tags_all])))
+        members = [await _members(client, tag_key(prefix, t)) for t in tags_all]
+        sets.append(set.intersection(*members))
     if model:
-        sets.append(set(await client.smembers(model_key(prefix, model))))
+        sets.append(await _members(client, model_key(prefix, model)))
     return sorted(set.intersection(*sets)) if sets else []
 
 
+async def _members(client: Any, key: str) -> set[bytes]:
+    return set(await client.smembers(key))
+
+
 async def _scan_batches(client: Any, pattern: str) -> Any:
-    cursor = 0
-    while True:
-        cursor, keys = await client.scan(cursor=cursor, match=pattern, count=SCAN_BATCH)
-        if keys:
-            yield keys
-        if cursor == 0:
-            return
+    """Keys matching ``pattern`` in batches; on a cluster, of every primary."""
+    batch: list[bytes] = []
+    async for key in client.scan_iter(match=pattern, count=SCAN_BATCH):
+        batch.append(key)
+        if len(batch) >= SCAN_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -106,16 +106,27 @@ HTTP_URL_RULES = (
         "and URL path characters",
     ),
 )
+_NODES = rf"{_HOST}{_PORT}(?:,{_HOST}{_PORT})*"  # host[:port],host[:port]...
+REDIS_URL_FORMS = (
+    "redis://host[:port][/db] or rediss://host[:port][/db] (TLS), unix:///path/to/socket, "
+    "redis+cluster://host:port[,host:port...] (Redis Cluster; rediss+cluster:// for TLS) or "
+    "redis+sentinel://host:port[,host:port...]/service[/db] (Sentinel; rediss+sentinel:// "
+    "for TLS), then any ?options; a password goes before the host as user:password@ "
+    "(better: urlSecretRef)"
+)
 REDIS_URL_RULES = (
     UrlRule(
-        "prefix", r"(?:redis|rediss|unix)://", "must start with redis://, rediss:// or unix://"
+        "prefix",
+        r"(?:redis|rediss|unix|rediss?[+]cluster|rediss?[+]sentinel)://",
+        "must start with redis://, rediss:// or unix:// (one Redis), redis+cluster:// or "
+        "rediss+cluster:// (Redis Cluster), redis+sentinel:// or rediss+sentinel:// (Sentinel)",
     ),
     UrlRule(
         "match",
-        rf"(?:rediss?://{_USERINFO}{_HOST}{_PORT}(?:/[0-9]*)?|unix://{_USERINFO}/{_PCHARS}+){_QUERY}",
-        "must be redis://host[:port][/db] or rediss://host[:port][/db] (TLS), or "
-        "unix:///path/to/socket, then any ?options; a password goes before the host as "
-        "user:password@ (better: urlSecretRef)",
+        rf"(?:rediss?://{_USERINFO}{_HOST}{_PORT}(?:/[0-9]*)?|unix://{_USERINFO}/{_PCHARS}+"
+        rf"|rediss?[+]cluster://{_USERINFO}{_NODES}/?"
+        rf"|rediss?[+]sentinel://{_USERINFO}{_NODES}/[A-Za-z0-9._-]+(?:/[0-9]+)?){_QUERY}",
+        "must be " + REDIS_URL_FORMS,
     ),
 )
 URL_MAX_LENGTH = 2048
@@ -155,7 +166,7 @@ RedisUrl = Annotated[
     Field(json_schema_extra=_url_schema(REDIS_URL_RULES)),
     AfterValidator(_url_checker(REDIS_URL_RULES)),
 ]
-"""What redis-py's ``from_url`` (and ``sidecar/resp.py``) connect to."""
+"""A standalone Redis, a Redis Cluster or a Sentinel set (``llmcache/redis_client.py``)."""
 
 
 # ---- the models ----------------------------------------------------------------------------
@@ -249,6 +260,18 @@ class Embedder(_Model):
     timeout_ms: int = Field(default=250, ge=1, le=60_000)
 
 
+# The in-memory bounds of the semantic and RAG indexes (docs/semantic.md#bounded-memory).
+MAX_ENTRIES_DOC = (
+    "Most {layer} records one sidecar holds in memory; the least recently used goes first "
+    "(it stays in Redis)."
+)
+MAX_BYTES_DOC = (
+    "Most bytes of records one sidecar holds in memory (vector, text, bookkeeping; ~2 KB "
+    "per 384-d record): the default, 64 MiB (~30 000 such records), fits the default 512Mi "
+    "limit beside the local model and the L1."
+)
+
+
 class SemanticLayer(_Model):
     """Similarity lookup on a canonical rendering of the prompt, after the exact layers."""
 
@@ -277,7 +300,10 @@ class SemanticLayer(_Model):
         "measured default (0.85 for all-MiniLM-L6-v2, 0.95 for models not measured).",
     )
     ttl_seconds: int = Field(default=86_400, ge=1, le=31 * 86_400)
-    max_entries: int = Field(default=100_000, ge=1, le=10_000_000)
+    max_entries: int = Field(
+        default=100_000, ge=1, le=10_000_000, description=MAX_ENTRIES_DOC.format(layer="semantic")
+    )
+    max_bytes: int = Field(default=64 * MIB, ge=MIB, le=64 * 1024 * MIB, description=MAX_BYTES_DOC)
     shadow: bool = Field(
         default=False,
         description="Score candidates but always go upstream; export would-be hit rates.",
@@ -326,6 +352,10 @@ class RagLayer(_Model):
     enabled: bool = False
     threshold: float = Field(default=0.98, gt=0.0, le=1.0)
     ttl_seconds: int = Field(default=3_600, ge=1, le=31 * 86_400)
+    max_entries: int = Field(
+        default=100_000, ge=1, le=10_000_000, description=MAX_ENTRIES_DOC.format(layer="RAG")
+    )
+    max_bytes: int = Field(default=64 * MIB, ge=MIB, le=64 * 1024 * MIB, description=MAX_BYTES_DOC)
     upstreams: list[RagUpstream] = Field(default_factory=list, max_length=32)
 
     @model_validator(mode="after")
@@ -339,12 +369,21 @@ BatchMode = Literal["off", "coalesce", "batch"]
 
 
 class Batching(_Model):
-    """Upstream call shaping: ``coalesce`` merges identical in-flight requests; ``batch``
-    also holds embeddings calls for ``windowMs`` to send up to ``maxSize`` together."""
+    """Upstream call shaping: ``coalesce`` merges identical in-flight requests, in the pod and,
+    with a shared Redis, across pods; ``batch`` also holds embeddings calls for ``windowMs``
+    to send up to ``maxSize`` together."""
 
     mode: BatchMode = "coalesce"
     window_ms: int = Field(default=5, ge=0, le=10_000)
     max_size: int = Field(default=16, ge=1, le=2_048)
+    peer_wait_ms: int = Field(
+        default=30_000,
+        ge=0,
+        le=600_000,
+        description="With a shared Redis, how long a sidecar that misses on a key another "
+        "pod is already calling upstream for waits for that answer before making its own "
+        "call (0: coalesce within each pod only).",
+    )
 
 
 #: Names of the live-data and side-effecting server tools (``live_tool_<name>`` bypasses).
@@ -417,8 +456,11 @@ class Redis(_Model):
 
     url: RedisUrl | None = Field(
         default=None,
-        description="redis://, rediss:// (TLS) or unix://; prefer urlSecretRef when it "
-        "carries a password.",
+        description="redis://, rediss:// (TLS) or unix:// for one Redis; "
+        "redis+cluster://host:port[,host:port...] for a Redis Cluster; "
+        "redis+sentinel://host:port[,host:port...]/service[/db] for a Sentinel-managed "
+        "primary (rediss+cluster://, rediss+sentinel:// for TLS); prefer urlSecretRef when "
+        "it carries a password.",
     )
     url_secret_ref: SecretKeyRef | None = None
     key_prefix: str = Field(default="llmcache", min_length=1, max_length=64)
@@ -466,6 +508,50 @@ class Limits(_Model):
     max_body_bytes: int = Field(default=16 * MIB, ge=1_024, le=512 * MIB)
 
 
+BudgetPeriod = Literal["day", "month"]
+OnExhausted = Literal["alert", "cacheOnly"]
+
+
+class Budget(_Model):
+    """Upstream spend per calendar period (UTC), priced like the savings (``prices``).
+    Sidecars report at the stats interval, so enforcement may overshoot by up to one
+    interval's spend (docs/operator.md#budgets)."""
+
+    amount_usd: float = Field(gt=0.0, le=1e9, description="USD per period.")
+    period: BudgetPeriod = Field(default="month", description="Calendar day or month, UTC.")
+    thresholds: list[Annotated[float, Field(gt=0.0, le=10.0)]] = Field(
+        default_factory=lambda: [0.8, 1.0],
+        max_length=8,
+        description="Fractions of amountUsd that raise an Event and the condition.",
+    )
+    on_exhausted: OnExhausted = Field(
+        default="alert",
+        description="alert: keep serving; cacheOnly: serve hits, answer misses with a 429.",
+    )
+
+
+class Tracing(_Model):
+    """OpenTelemetry traces of the sidecar's requests, exported by OTLP/HTTP (docs/tracing.md).
+    Fields left unset fall back to the standard ``OTEL_*`` environment variables."""
+
+    enabled: bool = Field(
+        default=False, description="Export a span per request (OTEL_SDK_DISABLED=true wins)."
+    )
+    endpoint: HttpUrl | None = Field(
+        default=None,
+        description="OTLP/HTTP traces URL, e.g. http://otel-collector:4318/v1/traces; unset: "
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, "
+        "else http://localhost:4318/v1/traces.",
+    )
+    sampling_ratio: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces sampled (a request carrying a traceparent follows "
+        "its caller's decision); unset: OTEL_TRACES_SAMPLER/OTEL_TRACES_SAMPLER_ARG, else all.",
+    )
+
+
 OnDelete = Literal["keep", "flush"]
 
 
@@ -506,6 +592,10 @@ class CachePolicySpec(_Model):
     limits: Limits = Limits()
     on_delete: OnDelete = Field(
         default="keep", description="On policy deletion, keep or flush its cached entries."
+    )
+    tracing: Tracing = Tracing()
+    budget: Budget | None = Field(
+        default=None, description="Optional spend limit per period (docs/operator.md#budgets)."
     )
 
     @model_validator(mode="after")

@@ -14,9 +14,9 @@ import datetime
 from typing import Any
 
 import kopf
-import redis.asyncio as aioredis
 from pydantic import ValidationError
 
+from llmcache import redis_client
 from llmcache.policy import CachePolicySpec
 from llmcache.redact import redact
 
@@ -28,8 +28,8 @@ from .status import now_iso
 ROTATE_ANNOTATION = "llmcache.dev/rotate-redis-password"
 
 
-def _admin(shared: SharedRedis) -> aioredis.Redis:
-    return aioredis.from_url(shared.admin_url, socket_timeout=10, socket_connect_timeout=5)
+def _admin(shared: SharedRedis) -> redis_client.Client:
+    return redis_client.connect(shared.admin_url, socket_timeout=10, socket_connect_timeout=5)
 
 
 def _parse(spec: Any) -> CachePolicySpec | None:

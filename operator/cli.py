@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from typing import Any
 
 import kopf
@@ -141,7 +142,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stats-interval",
         type=float,
         default=15.0,
-        help="seconds between status updates; pods silent 3x this are dropped",
+        help="seconds between status writes; pods silent 3x this leave injectedPods",
+    )
+    parser.add_argument(
+        "--replica-id",
+        default=os.environ.get("POD_NAME") or socket.gethostname(),
+        help="this replica's key in status.ledger: stable across restarts, unique among "
+        "replicas (default: $POD_NAME, else the host name: a StatefulSet pod's name)",
     )
     peering = parser.add_mutually_exclusive_group()
     peering.add_argument(
@@ -204,7 +211,7 @@ async def _mark_synced(store: PolicyStore, watchers: list[PolicyWatcher]) -> Non
 
 async def serve(args: argparse.Namespace) -> None:
     metrics = OperatorMetrics()
-    store, stats = PolicyStore(), StatsStore(max_age=3 * args.stats_interval)
+    store, stats = PolicyStore(), StatsStore(live_seconds=3 * args.stats_interval)
     cluster = await Cluster.connect()
     registry = kopf.OperatorRegistry()
     register_handlers(registry, args.stats_interval)
@@ -272,7 +279,11 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(w.run()) for w in watchers]
     tasks.append(asyncio.create_task(_mark_synced(store, watchers)))
-    tasks.append(asyncio.create_task(publish_forever(cluster, stats, args.stats_interval)))
+    tasks.append(
+        asyncio.create_task(
+            publish_forever(cluster, stats, args.replica_id, args.stats_interval, metrics)
+        )
+    )
     try:
         await kopf.operator(
             registry=registry,

@@ -23,6 +23,8 @@ from pydantic import BaseModel
 from llmcache import policy
 from llmcache.policy import API_GROUP, API_VERSION, KIND, PLURAL, CachePolicySpec
 
+from .ledger import LEDGER_COUNTERS, PERIOD_COUNTERS
+
 SHORT_NAMES = ["cpol"]
 CATEGORIES = ["llmcache"]
 _DROP = {"title", "additionalProperties", "$defs"}
@@ -37,6 +39,14 @@ CONDITION_SCHEMA: dict[str, Any] = {
         "message": {"type": "string", "maxLength": 32768},
         "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
         "lastTransitionTime": {"type": "string", "format": "date-time"},
+    },
+}
+
+PERIOD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "start": {"type": "string"},
+        **{c: {"type": "integer", "format": "int64"} for c in PERIOD_COUNTERS},
     },
 }
 
@@ -66,22 +76,43 @@ STATUS_SCHEMA: dict[str, Any] = {
         "spentUsd": {"type": "number"},
         "tokensSaved": {"type": "integer", "format": "int64"},
         "statsUpdated": {"type": "string", "format": "date-time"},
-        "sidecars": {
+        "ledger": {
             "type": "object",
-            "description": "Latest counters per pod (by pod name), written by whichever "
-            "operator replica the pod reported to; the totals above sum the pods heard from "
-            "within three stats intervals.",
-            "additionalProperties": {
-                "type": "object",
-                "properties": {
-                    "requests": {"type": "integer", "format": "int64"},
-                    "hits": {"type": "integer", "format": "int64"},
-                    "savedUsd": {"type": "number"},
-                    "spentUsd": {"type": "number"},
-                    "tokensSaved": {"type": "integer", "format": "int64"},
-                    "redisFaults": {"type": "integer", "format": "int64"},
-                    "at": {"type": "string", "format": "date-time"},
+            "description": "Each operator replica's running sums of what sidecars reported "
+            "to it (exact, cumulative; O(replicas), never per pod); the totals above are their "
+            "sum (docs/operator.md#statistics).",
+            "properties": {
+                "replicas": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            **{c: {"type": "integer", "format": "int64"} for c in LEDGER_COUNTERS},
+                            "pods": {"type": "integer", "format": "int64"},
+                            "at": {"type": "string", "format": "date-time"},
+                            "day": PERIOD_SCHEMA,
+                            "month": PERIOD_SCHEMA,
+                        },
+                    },
                 },
+            },
+        },
+        "budget": {
+            "type": "object",
+            "description": "Spend of the current budget period (spec.budget), all sidecars.",
+            "properties": {
+                "period": {"type": "string"},
+                "periodStart": {"type": "string", "format": "date-time"},
+                "amountUsd": {"type": "number"},
+                "spentUsd": {"type": "number"},
+                "savedUsd": {"type": "number"},
+                "remainingUsd": {"type": "number"},
+                "usedRatio": {"type": "number"},
+                "threshold": {
+                    "type": "number",
+                    "description": "The highest threshold crossed this period (0: none).",
+                },
+                "exhausted": {"type": "boolean"},
             },
         },
         "lastFlush": {
@@ -123,6 +154,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "TTL", "type": "integer", "jsonPath": ".spec.exact.ttlSeconds"},
     {"name": "Hit-Rate", "type": "number", "jsonPath": ".status.hitRate"},
     {"name": "Saved-USD", "type": "number", "jsonPath": ".status.savedUsd"},
+    {"name": "Budget-Left-USD", "type": "number", "jsonPath": ".status.budget.remainingUsd"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .ledger import Counters, micro_usd, parse_counters, zero
 from .metrics import OperatorMetrics
 from .shared_redis import SharedRedis, TokenRejected, TokenVerifier
 from .store import PolicyStore, StatsStore
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 300.0
 MAX_STATS_BYTES = 64 * 1024
-_ETAG = re.compile(r'^(?:W/)?"?(-?\d+(?:\.\d+\.[0-9a-f]+)?)"?$')
+_ETAG = re.compile(r'^(?:W/)?"?(-?\d+(?:\.\d+\.[0-9a-f]+)?x?)"?$')
 
 STORE: web.AppKey[PolicyStore] = web.AppKey("store", PolicyStore)
 STATS: web.AppKey[StatsStore] = web.AppKey("stats", StatsStore)
@@ -101,6 +102,10 @@ async def get_policy(request: web.Request) -> web.StreamResponse:
 
 
 async def post_stats(request: web.Request) -> web.Response:
+    """A sidecar's report: ``{"pod", "instance", "from", "to"}`` (ledger counters, ``from``
+    being what it last had acknowledged, ``null`` at first), or the cumulative ``{"pod",
+    "stats"}`` of earlier sidecars. Answered once the report is written into status (204),
+    or 503 when that write failed: nothing of it counted, the sidecar sends it again."""
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     if request.content_length is not None and request.content_length > MAX_STATS_BYTES:
         raise web.HTTPRequestEntityTooLarge(
@@ -108,18 +113,51 @@ async def post_stats(request: web.Request) -> web.Response:
         )
     try:
         doc: Any = json.loads(await request.read())
+        pod, instance, base, to = parse_report(doc)
     except ValueError as exc:
-        raise web.HTTPBadRequest(text="body must be JSON\n") from exc
-    if not (
-        isinstance(doc, dict)
-        and isinstance(doc.get("pod"), str)
-        and isinstance(doc.get("stats"), dict)
-    ):
-        raise web.HTTPBadRequest(text='body must be {"pod": str, "stats": {...}}\n')
+        raise web.HTTPBadRequest(text=f"{exc}\n") from exc
     if request.app[STORE].get(namespace, name) is None:
         raise web.HTTPNotFound(text=f"no CachePolicy {namespace}/{name}\n")
-    request.app[STATS].record(namespace, name, doc["pod"], doc["stats"])
+    written = await request.app[STATS].record(namespace, name, pod, instance, base, to)
+    if not written:
+        raise web.HTTPServiceUnavailable(text="statistics not written; send them again\n")
     return web.Response(status=204)
+
+
+def parse_report(doc: Any) -> tuple[str, str, Counters | None, Counters]:
+    """(pod, instance, from, to) of a report; ``ValueError`` says what is wrong."""
+    shape = 'body must be JSON {"pod": str, "instance": str, "from": {...} | null, "to": {...}}'
+    if not isinstance(doc, dict) or not isinstance(doc.get("pod"), str) or not doc["pod"]:
+        raise ValueError(shape)
+    pod: str = doc["pod"][:253]
+    if "stats" in doc and "to" not in doc:  # cumulative-only: counted from the first one heard
+        return pod, f"pod:{pod}", None, legacy_counters(doc["stats"])
+    instance = doc.get("instance")
+    if not isinstance(instance, str) or not 0 < len(instance) <= 128:
+        raise ValueError(shape)
+    base = None if doc.get("from") is None else parse_counters(doc["from"])
+    return pod, instance, base or zero(), parse_counters(doc.get("to"))
+
+
+def legacy_counters(stats: Any) -> Counters:
+    if not isinstance(stats, dict):
+        raise ValueError("stats must be an object")
+
+    def number(key: str) -> float:
+        value = stats.get(key, 0)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        return float(value) if ok else 0.0
+
+    return parse_counters(
+        {
+            "requests": int(number("requests")),
+            "hits": int(number("hits")),
+            "savedMicroUsd": micro_usd(number("savedUsd")),
+            "spentMicroUsd": micro_usd(number("spentUsd")),
+            "tokensSaved": int(number("tokensSaved")),
+            "redisFaults": int(number("redisFaults")),
+        }
+    )
 
 
 async def healthz(_: web.Request) -> web.Response:

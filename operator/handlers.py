@@ -7,19 +7,28 @@ on them (see ``store.py``).
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
 
 import kopf
-import redis.asyncio as aioredis
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from llmcache import keyspace
-from llmcache.policy import API_GROUP, API_VERSION, PLURAL, CachePolicySpec
+from llmcache import keyspace, redis_client
+from llmcache.policy import API_GROUP, API_VERSION, PLURAL, Budget, CachePolicySpec
 from llmcache.redact import redact
 
-from .status import condition, mode, now_iso, readable, set_condition, sidecar_totals
+from .ledger import totals
+from .status import (
+    budget_message,
+    budget_status,
+    condition,
+    mode,
+    now_iso,
+    readable,
+    set_condition,
+)
 
 FINALIZER = "llmcache.dev/finalizer"
 KOPF_PREFIX = "kopf.llmcache.dev"
@@ -27,6 +36,7 @@ FLUSH_ANNOTATION = "llmcache.dev/flush"
 FLUSH_TAGS_ANNOTATION = "llmcache.dev/flush-tags"
 FLUSH_MODEL_ANNOTATION = "llmcache.dev/flush-model"
 RESOURCE = (API_GROUP, API_VERSION, PLURAL)
+BUDGET_CONDITION = "BudgetExceeded"
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -75,7 +85,7 @@ async def flush_policy(
     tags: list[str] | None = None,
     model: str | None = None,
 ) -> int:
-    client = aioredis.from_url(
+    client = redis_client.connect(
         await redis_url(spec, namespace, memo), socket_timeout=10, socket_connect_timeout=5
     )
     try:
@@ -144,41 +154,83 @@ def register(registry: kopf.OperatorRegistry, stats_interval: float) -> None:
 
     @kopf.timer(*RESOURCE, id="stats", interval=stats_interval, sharp=False, registry=registry)
     def stats(
+        spec: kopf.Spec,
         status: kopf.Status,
         patch: kopf.Patch,
         meta: kopf.Meta,
+        body: kopf.Body,
         name: str,
         namespace: str | None,
         memo: Any,
         **_: Any,
     ) -> None:
         assert namespace is not None
-        # Every replica publishes the pods it heard from (publish.py); the totals are theirs.
-        agg, silent = sidecar_totals(status.get("sidecars"), max_age=3 * stats_interval)
+        # Every replica writes its own running sums (publish.py); the totals are their sum.
+        now = datetime.datetime.now(datetime.UTC)
+        replicas = (status.get("ledger") or {}).get("replicas") or {}
+        agg = totals(replicas, now, live_seconds=3 * stats_interval)
         faults = agg.pop("redisFaults")
         changed = {k: v for k, v in agg.items() if status.get(k) != v}
         if changed:
             patch.status.update(changed)
             patch.status["statsUpdated"] = now_iso()
-        if silent:
-            patch.status["sidecars"] = dict.fromkeys(silent)  # null removes them
+        if status.get("sidecars") is not None:
+            patch.status["sidecars"] = None  # the per-pod map of earlier versions
         # Degraded while sidecars report new Redis faults since the last tick.
         previous = memo.redis_faults.get((namespace, name), faults)
         memo.redis_faults[(namespace, name)] = faults
         conditions = list(status.get("conditions") or [])
+        before = list(conditions)
         degraded = condition(conditions, "Degraded") or {}
         generation = meta.get("generation")
         if faults > previous and degraded.get("status") != "True":
             msg = f"sidecars report {faults - previous} new Redis faults; serving from L1 only"
-            patch.status["conditions"] = set_condition(
-                conditions, "Degraded", True, "RedisFaults", msg, generation
-            )
+            conditions = set_condition(conditions, "Degraded", True, "RedisFaults", msg, generation)
             _track(memo, namespace, name, "Degraded")
         elif faults <= previous and degraded.get("reason") == "RedisFaults":
-            patch.status["conditions"] = set_condition(
-                conditions, "Degraded", False, "Valid", "", generation
-            )
+            conditions = set_condition(conditions, "Degraded", False, "Valid", "", generation)
             _track(memo, namespace, name, "Ready")
+        parsed = _parse(spec)
+        budget = None if isinstance(parsed, ValidationError) else parsed.budget
+        conditions = _budget(budget, status, patch, body, namespace, name, memo, now, conditions,
+                             generation)  # fmt: skip
+        if conditions != before:
+            patch.status["conditions"] = conditions
+
+    def _budget(
+        budget: Budget | None,
+        status: kopf.Status,
+        patch: kopf.Patch,
+        body: kopf.Body,
+        namespace: str,
+        name: str,
+        memo: Any,
+        now: datetime.datetime,
+        conditions: list[dict[str, Any]],
+        generation: int | None,
+    ) -> list[dict[str, Any]]:
+        """``status.budget``, its condition, an Event per threshold crossed, the metric."""
+        previous = status.get("budget") or {}
+        if budget is None:
+            if previous:
+                patch.status["budget"] = None
+                memo.metrics.forget_budget(namespace, name)
+            return [c for c in conditions if c.get("type") != BUDGET_CONDITION]
+        replicas = (status.get("ledger") or {}).get("replicas") or {}
+        doc = budget_status(budget, replicas, now)
+        same_period = previous.get("periodStart") == doc["periodStart"]
+        crossed = previous.get("threshold", 0.0) if same_period else 0.0
+        message = budget_message(doc)
+        if doc["threshold"] > crossed:
+            kopf.warn(body, reason="BudgetThreshold",
+                      message=f"{message}: crossed {100 * doc['threshold']:.0f}%")  # fmt: skip
+        if doc != previous:
+            patch.status["budget"] = doc
+        memo.metrics.set_budget(namespace, name, doc["remainingUsd"])
+        reason = "Exhausted" if doc["exhausted"] else "ThresholdReached" if doc["threshold"] else (
+            "WithinBudget")  # fmt: skip
+        return set_condition(conditions, BUDGET_CONDITION, doc["exhausted"], reason, message,
+                             generation)  # fmt: skip
 
     @kopf.on.resume(*RESOURCE, id="flush", annotations={FLUSH_ANNOTATION: kopf.PRESENT},
                     registry=registry)  # fmt: skip
@@ -251,4 +303,5 @@ def register(registry: kopf.OperatorRegistry, stats_interval: float) -> None:
                 kopf.info(body, reason="Flushed", message=f"onDelete: removed {removed} entries")
         memo.stats.forget(namespace, name)
         memo.redis_faults.pop((namespace, name), None)
+        memo.metrics.forget_budget(namespace, name)
         _track(memo, namespace, name, None)

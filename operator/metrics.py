@@ -3,6 +3,8 @@ HTTP app that serves them with ``/healthz`` and ``/readyz``."""
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -38,10 +40,33 @@ class OperatorMetrics:
             "Policy documents sent to sidecars (200 answers of the long poll)",
             registry=self.registry,
         )
+        self.budget_remaining = Gauge(
+            "llmcache_budget_remaining_usd",
+            "USD left in the current budget period of a CachePolicy with spec.budget "
+            "(negative: overshot), from the statistics ledger; active replica only. "
+            "policy_namespace, not namespace: the scrape sets namespace to the operator's",
+            ["policy_namespace", "policy"],
+            registry=self.registry,
+        )
+        self.stats_writes = Counter(
+            "llmcache_operator_stats_writes",
+            "Status writes of this replica's statistics ledger, by result (ok, failed)",
+            ["result"],
+            registry=self.registry,
+        )
         for condition in CONDITIONS:
             self.policies.labels(condition)
+        for result in ("ok", "failed"):
+            self.stats_writes.labels(result)
         for result in ("injected", "skipped", "error"):
             self.webhook_requests.labels(result)
+
+    def set_budget(self, namespace: str, name: str, remaining_usd: float) -> None:
+        self.budget_remaining.labels(namespace, name).set(remaining_usd)
+
+    def forget_budget(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(KeyError):
+            self.budget_remaining.remove(namespace, name)
 
     def set_conditions(self, conditions: dict[tuple[str, str], str]) -> None:
         """``conditions``: the True condition of each known policy."""

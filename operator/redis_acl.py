@@ -1,4 +1,6 @@
-"""One Redis ACL user per CachePolicy in a shared Redis (standalone Redis only).
+"""One Redis ACL user per CachePolicy in a shared Redis (standalone or Redis Cluster; on
+a cluster every node is told, as Redis does not replicate ACLs; behind Sentinel only the
+primary of the moment is, so a failover loses the users until their next update).
 
 With an admin credential for the shared Redis (``--redis-admin-url``), the operator gives
 every CachePolicy that names no Redis of its own a user of its own: keys ``~P:*`` and
@@ -21,20 +23,28 @@ import re
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from redis.asyncio.cluster import RedisCluster
+
 # Every command the sidecar sends, and no other (grep sidecar/ and llmcache/keyspace.py):
-#   PING, SELECT        RespConnection handshake and health (sidecar/resp.py, l2.ping)
+#   PING, SELECT        redis-py's handshake (a /db in the URL) and health (l2.ping)
 #   MGET, SET, SADD, EXPIRE   L2 lookups, writes, index sets, sliding TTL (sidecar/l2.py)
 #   GET, INCR           semantic and RAG stores (sidecar/semantic/store.py, sidecar/rag/)
-#   ZADD, ZRANGEBYSCORE, ZREMRANGEBYSCORE, ZREM   their id sets (what a sidecar loads at start)
-#   UNLINK, SUNION, SINTER, SMEMBERS, PUBLISH   flush by tag or model (llmcache/keyspace.py)
+#   ZADD, ZREVRANGEBYSCORE, ZREMRANGEBYSCORE, ZREM   their id sets (a sidecar loads newest
+#       first at start)
+#   UNLINK, SMEMBERS, PUBLISH   flush by tag or model (llmcache/keyspace.py)
 #   SUBSCRIBE, UNSUBSCRIBE   flush announcements and semantic additions
+#   CLUSTER SLOTS, COMMAND, ASKING   redis-py's cluster client: the slot map and the key
+#       positions of commands (read at start and after a failover or a moved slot), and the
+#       flag before a command that follows an ASK redirection while a slot is migrating
+#   (CLIENT SETINFO, which redis-py sends on connect, may be refused: it ignores that.)
 # Not SCAN: Redis does not filter SCAN (or KEYS) by key patterns, so it would list every
 # policy's key names. A full flush (empty selector) therefore runs in the operator, under
 # the admin credential with ``SCAN MATCH P:*``, never FLUSHDB (docs/deploy.md).
 SIDECAR_COMMANDS = (
     "ping", "select", "mget", "get", "set", "sadd", "expire", "incr",
-    "unlink", "sunion", "sinter", "smembers", "publish", "subscribe", "unsubscribe",
-    "zadd", "zrangebyscore", "zremrangebyscore", "zrem",
+    "unlink", "smembers", "publish", "subscribe", "unsubscribe",
+    "zadd", "zrangebyscore", "zrevrangebyscore", "zremrangebyscore", "zrem",
+    "cluster|slots", "command", "asking",
 )  # fmt: skip
 
 USER_PREFIX = "llmcache"
@@ -64,13 +74,18 @@ def rules(prefix: str, passwords: list[str]) -> list[str]:
 
 
 async def ensure_user(admin: Any, user: str, prefix: str, passwords: list[str]) -> None:
-    """Create or update ``user`` (idempotent). ``admin`` is a ``redis.asyncio.Redis``."""
-    await admin.execute_command("ACL", "SETUSER", user, *rules(prefix, passwords))
+    """Create or update ``user`` (idempotent). ``admin`` is a ``redis_client.Client``."""
+    await admin.execute_command("ACL", "SETUSER", user, *rules(prefix, passwords), **_every(admin))
 
 
 async def delete_user(admin: Any, user: str) -> None:
     """Remove ``user``; Redis also disconnects its clients."""
-    await admin.execute_command("ACL", "DELUSER", user)
+    await admin.execute_command("ACL", "DELUSER", user, **_every(admin))
+
+
+def _every(admin: Any) -> dict[str, Any]:
+    """On a cluster, every node, replicas too (a replica is promoted at failover)."""
+    return {"target_nodes": RedisCluster.ALL_NODES} if isinstance(admin, RedisCluster) else {}
 
 
 def sidecar_url(admin_url: str, user: str, secret: str) -> str:

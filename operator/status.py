@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from llmcache.policy import CachePolicySpec, describe_error
+from llmcache.policy import Budget, CachePolicySpec, describe_error
 
-from .store import summed
+from .ledger import micro_usd, period_spend, period_start, usd
 
 
 def now_iso() -> str:
@@ -61,24 +62,31 @@ def set_condition(
     return out
 
 
-def sidecar_totals(
-    sidecars: dict[str, Any] | None, max_age: float, now: datetime.datetime | None = None
-) -> tuple[dict[str, Any], list[str]]:
-    """Totals over the pods in ``status.sidecars`` heard from within ``max_age`` seconds, and
-    the pods that have gone silent (to be removed)."""
-    at = now or datetime.datetime.now(datetime.UTC)
-    live: list[dict[str, Any]] = []
-    stale: list[str] = []
-    for pod, report in (sidecars or {}).items():
-        try:
-            age = (at - datetime.datetime.fromisoformat(report["at"])).total_seconds()
-        except (TypeError, KeyError, ValueError):
-            age = float("inf")
-        if age <= max_age:
-            live.append(report)
-        else:
-            stale.append(pod)
-    return summed(live), stale
+def budget_status(
+    budget: Budget, replicas: Mapping[str, Any], now: datetime.datetime
+) -> dict[str, Any]:
+    """``status.budget``: the current period's spend over all replicas' ledgers."""
+    spend = period_spend(replicas, budget.period, now)
+    amount, spent = micro_usd(budget.amount_usd), spend["spentMicroUsd"]
+    ratio = spent / amount
+    return {
+        "period": budget.period,
+        "periodStart": period_start(budget.period, now),
+        "amountUsd": budget.amount_usd,
+        "spentUsd": usd(spent),
+        "savedUsd": usd(spend["savedMicroUsd"]),
+        "remainingUsd": usd(amount - spent),
+        "usedRatio": round(ratio, 4),
+        "threshold": max((t for t in budget.thresholds if ratio >= t), default=0.0),
+        "exhausted": spent >= amount,
+    }
+
+
+def budget_message(doc: Mapping[str, Any]) -> str:
+    return (
+        f"spent ${doc['spentUsd']:.2f} of ${doc['amountUsd']:.2f} "
+        f"({100 * doc['usedRatio']:.0f}%) this {doc['period']} (since {doc['periodStart']})"
+    )
 
 
 def condition(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:

@@ -2,19 +2,23 @@
 
 Every operator replica keeps its own ``PolicyStore`` fed by its own watch (not by kopf's
 handlers, which pause on the replicas that lose peering), so any replica can answer a
-long poll or an admission request. ``StatsStore`` keeps the latest report per pod that
-reached this replica (the Service spreads sidecars over all replicas); every replica publishes
-its reports into ``status.sidecars`` and the active one sums them (``handlers.stats``).
+long poll or an admission request. ``StatsStore`` holds the statistics reports that reached
+this replica (the Service spreads sidecars over all replicas) until ``publish`` adds them to
+the replica's own running sums in ``status.ledger``; the active replica sums the replicas
+(``handlers.stats``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from llmcache.policy import CachePolicySpec
+
+from .ledger import Counters, ReplicaSums, ceiling, delta
 
 DEFAULT_POLICY = "default"
 
@@ -29,21 +33,27 @@ class PolicyRecord:
     redis_epoch: int = 0
     """``status.redisUser.epoch``: the current password of the policy's shared-Redis user
     (0: none yet, or not in admin-credential mode)."""
+    budget_exhausted: bool = False
+    """``status.budget.exhausted``: sidecars of a ``cacheOnly`` budget stop calling upstream."""
 
     def document(self, redis_url: str | None = None) -> dict[str, Any]:
         """The delivery payload (contracts: ``{"generation", "spec"}``, plus ``redisUrl``
         for a sidecar that proved it runs in the policy's namespace)."""
         doc: dict[str, Any] = {"generation": self.generation, "spec": self.spec.to_json()}
+        if self.budget_exhausted:
+            doc["budgetExhausted"] = True
         if redis_url is not None:
             doc["redisUrl"] = redis_url
         return doc
 
     def tag(self, credential: str | None = None) -> str:
         """The ETag: the generation; when the Redis credential is delivered too, also its
-        epoch and ``credential`` (which names the key it is derived with)."""
+        epoch and ``credential`` (which names the key it is derived with); ``x`` at the end
+        while the budget is exhausted."""
+        mark = "x" if self.budget_exhausted else ""  # wakes the long poll when it flips
         if credential and self.redis_epoch:
-            return f"{self.generation}.{self.redis_epoch}.{credential}"
-        return str(self.generation)
+            return f"{self.generation}.{self.redis_epoch}.{credential}{mark}"
+        return f"{self.generation}{mark}"
 
 
 class PolicyStore:
@@ -106,72 +116,133 @@ class PolicyStore:
 
 
 @dataclass
-class _Report:
-    stats: dict[str, Any]
-    at: float
-    published: bool = False
+class _Instance:
+    last: Counters
+    """The highest ``to`` of this sidecar instance that is written (or being written)."""
+    heard: float
 
 
-# The counters a sidecar reports and ``status`` sums (``GET /stats`` names).
-COUNTERS: dict[str, type[int] | type[float]] = {
-    "requests": int, "hits": int, "savedUsd": float, "spentUsd": float, "tokensSaved": int,
-    "redisFaults": int,
-}  # fmt: skip
+@dataclass
+class Batch:
+    """Reports taken for one write: the sums they add, and who waits for the outcome."""
+
+    sums: ReplicaSums
+    reports: int
+    instances: dict[str, Counters]
+    waiters: list[asyncio.Future[bool]]
 
 
-Reports = dict[tuple[str, str], dict[str, dict[str, Any]]]  # (namespace, name) -> pod -> counters
+@dataclass
+class _Policy:
+    written: ReplicaSums | None = None
+    """This replica's sums as in status; ``None`` until read back (after a restart)."""
+    pending: ReplicaSums = field(default_factory=ReplicaSums)
+    reports: int = 0
+    pending_last: dict[str, Counters] = field(default_factory=dict)
+    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
+    instances: dict[str, _Instance] = field(default_factory=dict)
+    pods: dict[str, float] = field(default_factory=dict)
+    """Pod name → when it last reported here (the count goes to status, never the names)."""
 
 
 @dataclass
 class StatsStore:
-    """Latest ``GET /stats`` document per pod, per policy, as heard by this replica."""
+    """This replica's share of the ledger: reports since the last write, per policy, and
+    the last ``to`` per sidecar instance (deduplication). A report is acknowledged only once
+    the write holding it succeeded (``Batch.waiters``)."""
 
-    max_age: float = 45.0
-    _reports: dict[tuple[str, str], dict[str, _Report]] = field(default_factory=dict)
+    live_seconds: float = 45.0
+    forget_seconds: float = 3600.0
+    _policies: dict[tuple[str, str], _Policy] = field(default_factory=dict)
 
     def record(
-        self, namespace: str, name: str, pod: str, stats: dict[str, Any], now: float | None = None
-    ) -> None:
-        at = time.monotonic() if now is None else now
-        self._reports.setdefault((namespace, name), {})[pod] = _Report(stats, at)
+        self,
+        namespace: str,
+        name: str,
+        pod: str,
+        instance: str,
+        base: Counters | None,
+        to: Counters,
+        now: float | None = None,
+        at: datetime.datetime | None = None,
+    ) -> asyncio.Future[bool]:
+        """Count ``to - base`` minus what this replica already counted of ``instance``;
+        ``base=None`` (a cumulative-only report) counts from the first one heard, never
+        its past. The future resolves with the outcome of the write."""
+        mono = time.monotonic() if now is None else now
+        policy = self._policies.setdefault((namespace, name), _Policy())
+        seen = policy.instances.get(instance)
+        pending = policy.pending_last.get(instance)
+        if base is not None:
+            known = base
+        elif seen is not None or pending is not None:
+            known = {}
+        else:
+            known = to
+        for counted in (seen.last if seen is not None else None, pending):
+            if counted is not None:
+                known = ceiling(known, counted)
+        policy.pending.add(delta(to, known), at or datetime.datetime.now(datetime.UTC))
+        policy.pending_last[instance] = ceiling(to, known)
+        policy.reports += 1
+        policy.pods[pod] = mono
+        if seen is not None:
+            seen.heard = mono
+        waiter = asyncio.get_running_loop().create_future()
+        policy.waiters.append(waiter)
+        return waiter
 
     def forget(self, namespace: str, name: str) -> None:
-        self._reports.pop((namespace, name), None)
+        policy = self._policies.pop((namespace, name), None)
+        if policy is not None:
+            _settle(policy.waiters, False)
 
-    def take_new(self, now: float | None = None) -> Reports:
-        """Reports not yet published into ``status``, per policy (now marked published); pods
-        silent for ``max_age`` are dropped."""
-        at = time.monotonic() if now is None else now
-        out: Reports = {}
-        for key, pods in list(self._reports.items()):
-            for pod, report in list(pods.items()):
-                if at - report.at > self.max_age:
-                    del pods[pod]
-                elif not report.published:
-                    report.published = True
-                    counters = {c: kind(_number(report.stats, c)) for c, kind in COUNTERS.items()}
-                    out.setdefault(key, {})[pod] = counters
-            if not pods:
-                del self._reports[key]
+    def take(self, now: float | None = None) -> dict[tuple[str, str], Batch]:
+        """The reports of each policy since the last take; silent pods and instances are
+        forgotten."""
+        mono = time.monotonic() if now is None else now
+        out: dict[tuple[str, str], Batch] = {}
+        for key, policy in self._policies.items():
+            policy.pods = {p: t for p, t in policy.pods.items() if mono - t <= self.live_seconds}
+            policy.instances = {
+                i: s for i, s in policy.instances.items() if mono - s.heard <= self.forget_seconds
+            }
+            if policy.reports:
+                out[key] = Batch(
+                    policy.pending, policy.reports, policy.pending_last, policy.waiters
+                )
+                policy.pending, policy.reports = ReplicaSums(), 0
+                policy.pending_last, policy.waiters = {}, []
         return out
 
+    def pods(self, namespace: str, name: str) -> int:
+        policy = self._policies.get((namespace, name))
+        return len(policy.pods) if policy is not None else 0
 
-def summed(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """The status totals of some pods' reports."""
-    requests = sum(int(_number(s, "requests")) for s in reports)
-    hits = sum(int(_number(s, "hits")) for s in reports)
-    return {
-        "injectedPods": len(reports),
-        "requests": requests,
-        "hits": hits,
-        "hitRate": round(hits / requests, 4) if requests else 0.0,
-        "savedUsd": round(sum(_number(s, "savedUsd") for s in reports), 6),
-        "spentUsd": round(sum(_number(s, "spentUsd") for s in reports), 6),
-        "tokensSaved": sum(int(_number(s, "tokensSaved")) for s in reports),
-        "redisFaults": sum(int(_number(s, "redisFaults")) for s in reports),
-    }
+    def written(self, namespace: str, name: str) -> ReplicaSums | None:
+        policy = self._policies.get((namespace, name))
+        return policy.written if policy is not None else None
+
+    def committed(
+        self, namespace: str, name: str, batch: Batch, sums: ReplicaSums, now: float | None = None
+    ) -> None:
+        """``batch`` is in status (``sums`` written): its instances are known, its waiters
+        acknowledged."""
+        mono = time.monotonic() if now is None else now
+        policy = self._policies.setdefault((namespace, name), _Policy())
+        policy.written = sums
+        for instance, last in batch.instances.items():
+            seen = policy.instances.get(instance)
+            merged = ceiling(seen.last, last) if seen is not None else last
+            policy.instances[instance] = _Instance(merged, mono)
+        _settle(batch.waiters, True)
+
+    def failed(self, batch: Batch) -> None:
+        """Not written: nothing of it counts; the sidecars resend (their ``from`` stays)."""
+        _settle(batch.waiters, False)
 
 
-def _number(stats: dict[str, Any], key: str) -> float | int:
-    value = stats.get(key, 0)
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+def _settle(waiters: list[asyncio.Future[bool]], ok: bool) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(ok)

@@ -13,6 +13,7 @@ last valid one: sidecars keep what works, and the kopf handlers report the probl
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from llmcache.policy import API_GROUP, API_VERSION, PLURAL, CachePolicySpec, describe_error
 
 from .cluster import Cluster, describe
+from .ledger import micro_usd, period_spend
 from .store import PolicyRecord, PolicyStore
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,19 @@ def record_of(obj: dict[str, Any]) -> PolicyRecord | None:
         spec=spec,
         uid=str(meta.get("uid") or ""),
         redis_epoch=int(((obj.get("status") or {}).get("redisUser") or {}).get("epoch") or 0),
+        budget_exhausted=budget_exhausted(spec, obj.get("status") or {}),
     )
+
+
+def budget_exhausted(spec: CachePolicySpec, status: dict[str, Any]) -> bool:
+    """From the replicas' ledgers in the object itself, so every replica knows as soon as
+    its watch shows a ledger write (the active replica's ``status.budget`` comes a timer
+    interval later)."""
+    if spec.budget is None:
+        return False
+    replicas = (status.get("ledger") or {}).get("replicas") or {}
+    spend = period_spend(replicas, spec.budget.period, datetime.datetime.now(datetime.UTC))
+    return spend["spentMicroUsd"] >= micro_usd(spec.budget.amount_usd)
 
 
 class PolicyWatcher:

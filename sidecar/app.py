@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from llmcache import serving
 from llmcache.policy import CachePolicySpec
 
-from . import pipeline, rag
+from . import pipeline, rag, tracing
 from .http_client import Client
 from .layers import Selector
 from .metrics import Metrics
@@ -71,7 +71,7 @@ def add_operational_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/stats", _stats)
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _healthz)
+    app.router.add_get("/readyz", _readyz)
 
 
 async def _lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
@@ -88,13 +88,23 @@ def _api_handler(
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def api(request: web.Request) -> web.StreamResponse:
         app = request.app
-        return await pipeline.handle(request, app[RUNTIME], app[CLIENT], provider, family)
+        rt = app[RUNTIME]
+        if rt.tracing.tracer is None:  # tracing off: this check is all it costs
+            return await pipeline.handle(request, rt, app[CLIENT], provider, family)
+        handling = pipeline.handle(request, rt, app[CLIENT], provider, family)
+        return await tracing.serve(rt, request, provider.name, handling)
 
     return api
 
 
 async def _passthrough(request: web.Request, family: str) -> web.StreamResponse:
     rt = request.app[RUNTIME]
+    if rt.tracing.tracer is None:
+        return await _pass(request, rt, family)
+    return await tracing.serve(rt, request, family, _pass(request, rt, family))
+
+
+async def _pass(request: web.Request, rt: Runtime, family: str) -> web.StreamResponse:
     rt.stats.requests += 1
     try:
         check_target(request)
@@ -143,6 +153,16 @@ async def _stats(request: web.Request) -> web.Response:
 
 async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "policyGeneration": request.app[RUNTIME].generation})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    """Ready as soon as it serves: exact hits and misses need nothing loaded. The semantic
+    index fills from Redis in the background; ``loading`` names the layers still at it."""
+    rt = request.app[RUNTIME]
+    loading = [layer.name for layer in rt.extra_layers if not getattr(layer, "loaded", True)]
+    return web.json_response(
+        {"status": "ok", "policyGeneration": rt.generation, "loading": loading}
+    )
 
 
 async def _not_found(request: web.Request) -> web.Response:

@@ -27,7 +27,7 @@ from llmcache.policy import (
 )
 from llmcache.redact import install_log_redaction, redact
 
-from . import policy_source
+from . import policy_source, reporter
 from .app import RUNTIME, create_admin_app, create_app
 from .runtime import Settings
 
@@ -206,5 +206,5 @@ def _background(
     if settings.policy_url:
         coros.append(policy_source.watch_url(rt, settings.policy_url))
     if settings.stats_url:
-        coros.append(policy_source.push_stats(rt, settings.stats_url, settings.stats_interval))
+        coros.append(reporter.push_stats(rt, settings.stats_url, settings.stats_interval))
     return [asyncio.create_task(c) for c in coros]

@@ -1,11 +1,20 @@
-"""Shared L2 in Redis, failing open.
+"""Shared L2 in Redis (standalone, Cluster or Sentinel: ``llmcache/redis_client.py``),
+failing open.
 
 Lookups of concurrent requests are gathered for one event-loop tick and sent as a single
-MGET: the Python client, not Redis, is the bottleneck, and one round trip for many requests
-beats one connection per request. Writes are pipelined in the background so a miss never
-waits for Redis. Every operation has a deadline in milliseconds; after repeated faults a
-breaker skips Redis for a growing pause and then tries again, so a dead Redis costs a
-request nothing but a counter increment. Flushes are announced on the policy's channel,
+MGET (on a cluster, one MGET per slot in one pipeline per node: ``mget_nonatomic``): the
+Python client, not Redis, is the bottleneck, and one round trip for many requests beats one
+connection per request. Writes and sliding-TTL touches are pipelined in the background so a
+miss never waits for Redis.
+
+On a standalone Redis, lookups and writes go through the hand-written pipelined client
+(``resp.py``): it costs the sidecar a third to two thirds of redis-py's CPU per operation
+(docs/deploy.md, "Redis topologies"). A Cluster or Sentinel URL uses redis-py's clients for
+everything; flushes and pub/sub always do.
+
+Every operation has a deadline in milliseconds; after repeated faults a breaker skips
+Redis for a growing pause and then tries again, so a dead Redis costs a request nothing
+but a counter increment. Flushes are announced on the policy's channel,
 and a subscriber applies announced flushes to this process's other layers.
 """
 
@@ -19,10 +28,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
-from llmcache import keyspace
+from llmcache import keyspace, redis_client
 
 from . import codec
 from .layers import CacheRequest, Entry, Hit, Selector
@@ -58,17 +66,20 @@ class L2:
         self.timeout = timeout_ms / 1000
         self.sliding = sliding
         self._metrics = metrics
-        self._resp = RespConnection(url)  # lookups and writes
-        self.client: aioredis.Redis = aioredis.Redis.from_url(  # flushes and pub/sub
+        self.client: redis_client.Client = redis_client.connect(
             url,
             socket_timeout=max(self.timeout * 4, 0.2),
             socket_connect_timeout=max(self.timeout * 4, 0.2),
-            max_connections=4,
+            fail_fast=True,  # the breaker is the retry policy
         )
+        standalone = redis_client.parse(url).topology == "standalone"
+        self._resp = RespConnection(url) if standalone else None  # the hot path, standalone
         self._pending: list[tuple[str, asyncio.Future[bytes | None]]] = []
         self._inflight = 0
         self._writes: list[tuple[str, Entry, int]] = []
+        self._touches: dict[str, int] = {}  # sliding TTLs to renew, sent with the writes
         self._unwritten: dict[str, Entry] = {}  # queued or in flight, by digest
+        self._unlinks: list[str] = []  # keys to delete after the queued writes (leases)
         self._indexed: dict[str, float] = {}  # index set → when to refresh its TTL
         self._write_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -77,6 +88,14 @@ class L2:
         self._open_until = 0.0
         self._listeners: list[FlushListener] = []
         self._subscriber: asyncio.Task[None] | None = None
+        with contextlib.suppress(RuntimeError):  # no running loop: connect on first use
+            asyncio.get_running_loop()
+            self._background(self._connect())
+
+    async def _connect(self) -> None:
+        """Connect ahead of the first lookup, without its deadline."""
+        with contextlib.suppress(Exception):  # the lookups count what fails
+            await redis_client.ready(self.client)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -96,7 +115,7 @@ class L2:
             self._metrics.child(self._metrics.redis_faults, "get", "corrupt").inc()
             return None
         if self.sliding:  # the entry lives ``ttl`` from now, wherever it is copied
-            self._background(self._touch(digest, ttl))
+            self._touch(digest, ttl)
             return Hit(entry, "l2")
         return Hit(entry, "l2", expires=entry.expires)
 
@@ -127,8 +146,12 @@ class L2:
     async def _mget(self, batch: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
         values: list[Any]
         try:
+            keys = [key for key, _ in batch]
             async with asyncio.timeout(self.timeout):
-                (values,) = await self._resp.execute(("MGET", *[key for key, _ in batch]))
+                if self._resp is not None:
+                    (values,) = await self._resp.execute(("MGET", *keys))
+                else:
+                    values = await redis_client.mget(self.client, keys)
         except Exception as exc:
             self._fault("get", exc)
             values = [None] * len(batch)
@@ -151,22 +174,44 @@ class L2:
             return
         self._writes.append((req.key, entry, req.ttl))
         self._unwritten[req.key] = entry
-        if len(self._writes) == 1:
+        self._queued()
+
+    def unlink_after_writes(self, key: str) -> None:
+        """Delete ``key`` in the next pipeline of writes, after the writes queued so far: a
+        lease whose waiters must find the leader's answer written once it is gone."""
+        if not self._is_open():
+            self._unlinks.append(key)
+            self._queued()
+
+    def _touch(self, digest: str, ttl: int) -> None:
+        """Renew a sliding TTL with the next pipeline of writes."""
+        if not self._is_open():
+            self._touches[digest] = ttl
+            self._queued()
+
+    def _queued(self) -> None:
+        if len(self._writes) + len(self._touches) + len(self._unlinks) >= WRITE_BATCH:
+            self._flush_writes()
+        elif self._write_timer is None:
             self._write_timer = asyncio.get_running_loop().call_later(
                 WRITE_DELAY, self._flush_writes
             )
-        elif len(self._writes) >= WRITE_BATCH:
-            self._flush_writes()
 
     def _flush_writes(self) -> None:
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
         batch, self._writes = self._writes, []
-        if batch:
-            self._background(self._write(batch))
+        touches, self._touches = self._touches, {}
+        unlinks, self._unlinks = self._unlinks, []
+        if batch or touches or unlinks:
+            self._background(self._write(batch, touches, unlinks))
 
-    async def _write(self, batch: list[tuple[str, Entry, int]]) -> None:
+    async def _write(
+        self, batch: list[tuple[str, Entry, int]], touches: dict[str, int], unlinks: list[str]
+    ) -> None:
+        """One pipeline without MULTI (on a cluster, one per node): every command names one
+        key, so none spans slots."""
         commands: list[Command] = []
         now = time.monotonic()
         for digest, entry, ttl in batch:
@@ -182,25 +227,31 @@ class L2:
                         self._indexed.clear()
                     self._indexed[index] = now + INDEX_REFRESH
                     commands.append(("EXPIRE", index, keyspace.INDEX_TTL))
+        for digest, ttl in touches.items():
+            commands.append(("EXPIRE", keyspace.entry_key(self.prefix, digest), ttl))
+        commands += [("UNLINK", key) for key in unlinks]
         try:
             async with asyncio.timeout(self.timeout * 4):
-                await self._resp.execute(*commands)
+                await self._pipeline(commands)
         except Exception as exc:
-            self._fault("set", exc)
+            self._fault("set" if batch else "expire", exc)
         else:
             self._ok()
-            self._metrics.child(self._metrics.stores, "l2").inc(len(batch))
+            if batch:
+                self._metrics.child(self._metrics.stores, "l2").inc(len(batch))
         finally:
             for digest, entry, _ in batch:
                 if self._unwritten.get(digest) is entry:
                     del self._unwritten[digest]
 
-    async def _touch(self, digest: str, ttl: int) -> None:
-        try:
-            async with asyncio.timeout(self.timeout):
-                await self._resp.execute(("EXPIRE", keyspace.entry_key(self.prefix, digest), ttl))
-        except Exception as exc:
-            self._fault("expire", exc)
+    async def _pipeline(self, commands: list[Command]) -> None:
+        if self._resp is not None:
+            await self._resp.execute(*commands)
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        await pipe.execute()
 
     # -- invalidation ----------------------------------------------------------------------
 
@@ -230,6 +281,7 @@ class L2:
         while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
+                await redis_client.ready(self.client)  # a cluster's slot map says where
                 await pubsub.subscribe(keyspace.channel(self.prefix))
                 pause = BREAKER_MIN_PAUSE
                 async for message in pubsub.listen():
@@ -254,16 +306,36 @@ class L2:
     async def ping(self) -> bool:
         try:
             async with asyncio.timeout(self.timeout * 4):
-                return bool(await self._resp.execute(("PING",)))
+                if self._resp is not None:
+                    return bool(await self._resp.execute(("PING",)))
+                return bool(await self.client.ping())
         except Exception:
             return False
 
     def _is_open(self) -> bool:
         return self._open_until > 0 and time.monotonic() < self._open_until
 
+    async def command(self, *args: str | int) -> Any:
+        """One command of another user of this Redis (leases), on the lookups' pipelined
+        connection when standalone (its cost per command is a third of redis-py's), else
+        through the client. Raises on a fault: the caller counts it (``fault``)."""
+        async with asyncio.timeout(self.timeout * 4):
+            if self._resp is not None:
+                (reply,) = await self._resp.execute(args)
+                return reply
+            return await self.client.execute_command(*args)
+
+    def available(self) -> bool:
+        """False while the breaker skips Redis: other users of this Redis skip it too."""
+        return not self._is_open()
+
+    def fault(self, op: str, exc: BaseException) -> None:
+        """Count a fault of another user of this Redis (leases) towards the breaker."""
+        self._fault(op, exc)
+
     def _fault(self, op: str, exc: BaseException) -> None:
         reason = fault_reason(exc)
-        if reason == "timeout":
+        if reason == "timeout" and self._resp is not None:
             self._resp.reset()  # replies that come late must not pile up
         self._metrics.child(self._metrics.redis_faults, op, reason).inc()
         self._faults += 1
@@ -293,7 +365,8 @@ class L2:
                 await asyncio.wait_for(task, 1.0)
         with contextlib.suppress(Exception):
             await self.client.aclose()
-        await self._resp.close()
+        if self._resp is not None:
+            await self._resp.close()
 
 
 DENIED = ("NOPERM", "WRONGPASS", "NOAUTH")  # Redis ACL refusals (a policy's own Redis user)

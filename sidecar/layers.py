@@ -140,3 +140,6 @@ class EarlyLayer(Layer, Protocol):
 
     def begin(self, req: CacheRequest) -> None:
         """Start that work; never raises."""
+
+    def stats(self) -> dict[str, Any]:
+        """The layer's part of ``GET /stats`` (under its name; empty: nothing to add)."""

@@ -7,8 +7,8 @@ Each ``Metrics`` has its own registry so several sidecars can live in one test p
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
@@ -57,6 +57,19 @@ class LoopHistogram:
                 buckets.append((bound, cumulative))
             family.add_metric(list(labels), buckets, total[0])
         yield family
+
+
+class FaultCounter(Counter):
+    """A counter of fail-open faults whose increments also go to ``hook`` (set by
+    ``sidecar/tracing.py``: an event on the span of the request that met the fault), so the
+    layers that count faults need no tracing code of their own."""
+
+    hook: ClassVar[Callable[[str, tuple[str, ...]], None] | None] = None
+
+    def inc(self, amount: float = 1, exemplar: dict[str, str] | None = None) -> None:
+        super().inc(amount, exemplar)
+        if FaultCounter.hook is not None:
+            FaultCounter.hook(self._name, self._labelvalues)
 
 
 class Metrics:
@@ -109,6 +122,15 @@ class Metrics:
             ["route"],
             registry=r,
         )
+        self.peer_coalescing = Counter(
+            "llmcache_peer_coalescing",
+            "Misses coordinated with the other pods of the policy through a Redis lease, by "
+            "outcome: led (this pod called upstream), joined (served another pod's answer), "
+            "timeout (batching.peerWaitMs ran out), fault (Redis failed; the request went "
+            "upstream).",
+            ["outcome"],
+            registry=r,
+        )
         self.tokens_saved = Counter(
             "llmcache_tokens_saved",
             "Tokens not bought from the upstream thanks to hits, by kind "
@@ -134,7 +156,7 @@ class Metrics:
             ["route", "model"],
             registry=r,
         )
-        self.redis_faults = Counter(
+        self.redis_faults = FaultCounter(
             "llmcache_redis_faults",
             "Redis operations that failed open (timeout, error, corrupt value).",
             ["op", "reason"],

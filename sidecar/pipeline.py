@@ -29,10 +29,11 @@ from llmcache.policy import CachePolicySpec
 from llmcache.prices import cost_usd, price_for
 from llmcache.serving import BODY_TIMEOUT
 
-from . import keys
+from . import budget, keys, tracing
 from .batching import EmbeddingBatcher
 from .http_client import UPSTREAM_ERRORS, Client, Response, describe, send
 from .layers import CacheRequest, Entry, Hit
+from .peers import Lease
 from .providers.base import Json, Provider, Usage
 from .providers.sse import SSEParser
 from .runtime import Runtime, Seen
@@ -102,7 +103,11 @@ async def handle(
         message = TOO_DEEP if isinstance(exc, RecursionError) else str(exc)
         return api_error(family, 400, "invalid_request_error", message)
 
+    refused = budget.refusal(rt, family)  # cacheOnly and the budget is spent
+    if refused is not None and isinstance(req, str):
+        return _refuse(rt, provider, refused)
     if isinstance(req, str):  # a bypass reason
+        tracing.note("llmcache.bypass.reason", req)
         rt.stats.bypasses += 1
         rt.metrics.child(rt.metrics.bypasses, provider.name, req).inc()
         resp = await forward(request, rt, client, family, raw, "bypass", provider, body)
@@ -126,31 +131,63 @@ async def handle(
                 _observe(rt, provider.name, "hit", found.layer, started)
                 return resp
 
+    if refused is not None:  # a miss: no upstream call
+        return _refuse(rt, provider, refused)
     rt.stats.misses += 1
     leader = req.lookup and policy.batching.mode != "off"
     waiter: asyncio.Future[Entry | None] | None = rt.inflight.get(req.key) if leader else None
     if waiter is not None:
+        tracing.joined(req.key)  # a link to the span of the request making the call
         joined = await asyncio.shield(waiter)
         if joined is not None:
-            rt.metrics.child(rt.metrics.coalesced, provider.name).inc()
-            rt.stats.misses -= 1
-            shared = Hit(joined, "coalesced")
-            resp = await respond_hit(request, rt, provider, req.stream, req.body, shared)
-            _observe(rt, provider.name, "hit", "coalesced", started)
-            return resp
+            return await _coalesced(request, rt, provider, req, Hit(joined, "coalesced"), started)
         leader = False  # the leader's answer was not storable: make our own call
     own: asyncio.Future[Entry | None] | None = None
     if leader:
         own = asyncio.get_running_loop().create_future()
         rt.inflight[req.key] = own
+        tracing.leading(req.key)
     entry: Entry | None = None
+    lease: Lease | None = None
     try:
+        if leader and rt.peers is not None and policy.batching.peer_wait_ms:
+            peer = await rt.peers.lead_or_join(req, policy.batching.peer_wait_ms)
+            if isinstance(peer, Hit):  # another pod made this call
+                entry = peer.entry
+                await rt.promote(req.key, peer, req.ttl)
+                return await _coalesced(request, rt, provider, req, peer, started)
+            lease = peer
         resp, entry = await call_upstream(request, rt, client, provider, family, req, raw)
     finally:
         if own is not None:
             rt.inflight.pop(req.key, None)
+            tracing.led(req.key)
             own.set_result(entry)
+        if lease is not None:
+            lease.release()
     _observe(rt, provider.name, "miss", "none", started)
+    return resp
+
+
+async def _coalesced(
+    request: web.Request,
+    rt: Runtime,
+    provider: Provider,
+    req: CacheRequest,
+    hit: Hit,
+    started: float,
+) -> web.StreamResponse:
+    """Answer with the answer of an identical request's call, made here or by another pod."""
+    rt.metrics.child(rt.metrics.coalesced, provider.name).inc()
+    rt.stats.misses -= 1
+    resp = await respond_hit(request, rt, provider, req.stream, req.body, hit)
+    _observe(rt, provider.name, "hit", "coalesced", started)
+    return resp
+
+
+def _refuse(rt: Runtime, provider: Provider, resp: web.Response) -> web.Response:
+    rt.stats.errors += 1
+    rt.metrics.child(rt.metrics.requests, provider.name, "error", "none").inc()
     return resp
 
 
@@ -386,6 +423,7 @@ async def call_upstream(
     data = raw if changed is None else json.dumps(changed).encode()
     url = rt.upstream(family) + _tail(request, family)
     headers = request_headers(request.headers)
+    call = tracing.upstream_call(provider.name, req.model, url, headers)  # None: not traced
     batching = rt.policy.batching
     inputs = None
     if batching.mode == "batch" and provider.name == "openai.embeddings":
@@ -408,13 +446,16 @@ async def call_upstream(
                 resp, response, payload = await _exchange(request, rt, up, provider, req)
     except UPSTREAM_ERRORS as exc:
         # Never sent again: the upstream may have read it and be generating (and billing).
+        tracing.upstream_done(call, error=describe(exc))
         rt.stats.errors += 1
         return api_error(family, 502, "api_error", f"upstream call failed: {describe(exc)}"), None
     elapsed = time.perf_counter() - t0
     rt.metrics.upstream_duration.observe((provider.name, STATUS_CLASS[status // 100]), elapsed)
     if response is None:
+        tracing.upstream_done(call, status)
         return resp, None
     usage = _usage(provider, response)
+    tracing.upstream_done(call, status, usage)
     _account_spent(rt, provider.name, req.model, usage)
     reason = provider.unstorable_reason(response, req.body)
     if reason is not None:
@@ -506,9 +547,13 @@ async def forward(
     if raw is None:
         raw = await request.read()
     url = rt.upstream(family) + _tail(request, family)
+    model = provider.model(body or {}) if provider is not None else None
+    headers = request_headers(request.headers)
+    route = provider.name if provider is not None else family
+    call = tracing.upstream_call(route, model, url, headers, request.method)  # None: not traced
     resp: web.StreamResponse | None = None
     try:
-        async with send(client, request.method, url, raw, request_headers(request.headers)) as up:
+        async with send(client, request.method, url, raw, headers) as up:
             resp = web.StreamResponse(
                 status=up.status, headers=response_headers(up, (("x-llmcache", label),))
             )
@@ -520,17 +565,20 @@ async def forward(
                     payload += chunk
             await resp.write_eof()
     except UPSTREAM_ERRORS as exc:
+        tracing.upstream_done(call, error=describe(exc))
         if resp is not None and resp.prepared:  # cut mid-answer: cut the client's too
             log.info("upstream answer interrupted: %s", describe(exc))
             if request.transport is not None:
                 request.transport.abort()
             return resp
         return api_error(family, 502, "api_error", f"upstream call failed: {describe(exc)}")
-    if provider is not None and payload:
+    usage = None
+    if provider is not None and model is not None and payload:
         response = _json_object(bytes(payload))
         if response is not None:
-            model = provider.model(body or {})
-            _account_spent(rt, provider.name, model, _usage(provider, response))
+            usage = _usage(provider, response)
+            _account_spent(rt, provider.name, model, usage)
+    tracing.upstream_done(call, up.status, usage)
     return resp
 
 

@@ -2,16 +2,15 @@
 
 A policy file is re-read when it changes (a mounted ConfigMap, or a file edited by hand);
 the operator's delivery endpoint is long-polled (``?wait=``, ``If-None-Match``), so a change
-reaches the sidecar within a round trip and an idle sidecar costs one open request. An
-invalid update is counted and ignored: the sidecar keeps serving with the policy it has.
+reaches the sidecar within a round trip and an idle sidecar costs one open request; so does
+an exhausted budget (``budgetExhausted``). An invalid update is counted and ignored: the
+sidecar keeps serving with the policy it has. Statistics go out from ``reporter.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 from pathlib import Path
 
 import aiohttp
@@ -79,6 +78,7 @@ async def _watch_url(rt: Runtime, url: str, session: aiohttp.ClientSession) -> N
             spec = parse_spec(doc["spec"])
             generation = int(doc.get("generation", 0))
             redis_url = doc.get("redisUrl")
+            exhausted = doc.get("budgetExhausted") is True
             if redis_url is not None and not isinstance(redis_url, str):
                 raise TypeError("redisUrl must be a string")
         except (
@@ -94,28 +94,10 @@ async def _watch_url(rt: Runtime, url: str, session: aiohttp.ClientSession) -> N
             continue
         pause = RETRY_MIN
         etag = tag or f'"{generation}"'
+        if exhausted != rt.budget_exhausted:
+            log.warning("policy budget %s", "spent: cacheOnly" if exhausted else "available again")
+            rt.budget_exhausted = exhausted
         await _apply(rt, spec, generation, redis_url)
-
-
-async def push_stats(rt: Runtime, url: str, interval: float) -> None:
-    async with aiohttp.ClientSession() as session:
-        await _push_stats(rt, url, session, interval)
-
-
-async def _push_stats(
-    rt: Runtime, url: str, session: aiohttp.ClientSession, interval: float
-) -> None:
-    pod = rt.settings.pod_name or os.uname().nodename
-    while True:
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with session.post(
-                url,
-                json={"pod": pod, "stats": rt.stats_json()},
-                timeout=aiohttp.ClientTimeout(total=5),
-            ) as resp:
-                if resp.status >= 400:
-                    log.debug("stats push to %s answered %s", url, resp.status)
-        await asyncio.sleep(interval)
 
 
 async def _apply(

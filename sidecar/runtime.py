@@ -20,6 +20,8 @@ from .l1 import L1
 from .l2 import L2
 from .layers import CacheRequest, EarlyLayer, Hit, Layer, Selector
 from .metrics import Metrics
+from .peers import PeerCoalescer
+from .tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class Runtime:
             spec.exact.l1_max_entries, spec.exact.l1_max_bytes, metrics, spec.exact.sliding_ttl
         )
         self.l2: L2 | None = None
+        self.peers: PeerCoalescer | None = None  # coalescing across pods, through the L2's Redis
         self.layers: list[Layer] = []
         self.extra_layers: list[EarlyLayer] = []  # semantic (built by llmcache.sidecar.semantic)
         self.inflight: dict[str, Any] = {}
@@ -95,6 +98,9 @@ class Runtime:
         self.batcher = EmbeddingBatcher(metrics)
         self.delivered_redis_url: str | None = None
         """The policy's own user in a shared Redis, delivered by the operator."""
+        self.budget_exhausted = False
+        """The operator says the policy's budget period is spent (``budget.py``)."""
+        self.tracing = Tracing(_resource(settings))
 
     @property
     def prefix(self) -> str:
@@ -129,6 +135,7 @@ class Runtime:
             self.l2.sliding = ex.sliding_ttl
         await self._swap_extra_layers(old)
         self.layers = [*self._exact_layers(), *self.extra_layers]
+        await self.tracing.apply(spec.tracing)
 
     async def start(self) -> None:
         await self.apply(self.policy, self.generation)
@@ -139,13 +146,16 @@ class Runtime:
         return [self.l1] + ([self.l2] if self.l2 is not None else [])
 
     async def _swap_l2(self) -> None:
-        old, url = self.l2, self.redis_url
-        self.l2 = None
+        old, old_peers, url = self.l2, self.peers, self.redis_url
+        self.l2 = self.peers = None
         if url:  # the new one first: requests under way finish on the old one
             p = self.policy
             self.l2 = L2(url, self.prefix, self.metrics, p.redis.timeout_ms, p.exact.sliding_ttl)
             self.l2.on_flush(self._on_announced_flush)
+            self.peers = PeerCoalescer(self.l2, self.metrics)
         self.layers = [*self._exact_layers(), *self.extra_layers]
+        if old_peers is not None:
+            await old_peers.close()
         if old is not None:
             await old.close()
 
@@ -222,9 +232,12 @@ class Runtime:
         self.l1.insert(key, hit.entry, min(ttl, remaining) if hit.expires else ttl)
 
     async def close(self) -> None:
+        if self.peers is not None:
+            await self.peers.close()
         layers: list[Layer] = [self.l1, *([self.l2] if self.l2 else []), *self.extra_layers]
         for layer in layers:
             await layer.close()
+        await self.tracing.close()
 
     def stats_json(self) -> dict[str, Any]:
         s = self.stats
@@ -242,7 +255,18 @@ class Runtime:
             "redisFaults": int(_counter_total(self.metrics.redis_faults)),
             "policyGeneration": self.generation,
             "uptimeSeconds": round(time.monotonic() - s.started, 3),
+            **{layer.name: part for layer in self.extra_layers if (part := layer.stats())},
         }
+
+
+def _resource(settings: Settings) -> dict[str, str]:
+    """OpenTelemetry resource attributes that say which sidecar a span comes from."""
+    known = {
+        "k8s.namespace.name": settings.namespace,
+        "k8s.pod.name": settings.pod_name,
+        "llmcache.policy": settings.policy_name,
+    }
+    return {name: value for name, value in known.items() if value}
 
 
 def _counter_total(counter: Any) -> float:

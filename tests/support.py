@@ -3,10 +3,12 @@ itself is the benchmarks' ``Proc``)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,10 @@ from llmcache.bench.procs import LISTENING, Proc, free_port, redis_ping
 
 T = TypeVar("T")
 
-__all__ = ["LISTENING", "Proc", "RedisServer", "free_port", "llmcache", "serve_app", "wait_for"]
+__all__ = [
+    "LISTENING", "Proc", "RedisServer", "ThreadedApp", "free_port", "llmcache", "serve_app",
+    "wait_for",
+]  # fmt: skip
 
 
 def llmcache(*args: str, env: dict[str, str] | None = None, count: int = 1) -> Proc:
@@ -36,6 +41,24 @@ async def serve_app(app: web.Application, ssl_context: ssl.SSLContext | None = N
     port = runner.addresses[0][1]
     scheme = "https" if ssl_context else "http"
     return runner, f"{scheme}://127.0.0.1:{port}"
+
+
+class ThreadedApp:
+    """``app`` served by an event loop on a thread of its own: for tests that block in an SDK
+    call while a sidecar process talks to the app (an embedder, an upstream)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(serve_app(app), self._loop).result(10)
+        self._runner, self.url = started
+
+    def stop(self) -> None:
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
 
 
 def wait_for(

@@ -91,6 +91,13 @@ def test_latency_bench_smoke(tmp_path: Path) -> None:
     # (an L2 lookup may time out on a loaded machine: that request fails open to the upstream)
     assert l2["requests"] > 0 and l2["l2"] >= 0.98 * l2["requests"]
     assert miss["requests"] > 0 and miss["misses"] == miss["requests"]
+    # with the tracing extra (the dev install has it): the traced hits are hits, and export
+    traced = rows["sidecar L1 hit, tracing on, 100 %"]["check"]
+    assert traced["requests"] > 0 and traced["l1"] == traced["requests"]
+    assert traced["spans_exported"] > 0
+    assert set(doc["tracing_cost"]) == {
+        "sidecar L1 hit, tracing on, 100 %", "sidecar L1 hit, tracing on, 1 %"
+    }  # fmt: skip
     assert set(doc["verdicts"]) == {
         "sidecar L1 hit", "sidecar L2 hit", "sidecar miss", "sidecar miss, memory only"
     }  # fmt: skip

@@ -96,12 +96,12 @@ def test_status_printer_columns_and_names() -> None:
     version = spec["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"].upper() for c in version["additionalPrinterColumns"]]
-    assert columns == ["MODE", "TTL", "HIT-RATE", "SAVED-USD", "AGE"]
+    assert columns == ["MODE", "TTL", "HIT-RATE", "SAVED-USD", "BUDGET-LEFT-USD", "AGE"]
     assert "cpol" in spec["names"]["shortNames"]
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
-    assert {"observedGeneration", "conditions", "injectedPods", "hitRate", "savedUsd"} <= set(
-        status
-    )
+    assert {"observedGeneration", "conditions", "injectedPods", "hitRate", "savedUsd",
+            "ledger", "budget"} <= set(status)  # fmt: skip
+    assert "sidecars" not in status  # per-pod data never goes into the object
 
 
 # ---- CEL rules and pydantic agree --------------------------------------------------------
@@ -201,6 +201,13 @@ CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("redis db not a number", redis("redis://redis:6379/zero"), "[/db]"),
     ("redis without a host", redis("redis://:6379"), "[/db]"),
     ("unix without a path", redis("unix://"), "unix:///path/to/socket"),
+    ("redis cluster", redis("redis+cluster://10.0.0.1:6379,10.0.0.2:6379,redis-2:7000"), None),
+    ("redis cluster tls", redis("rediss+cluster://:pw@cfg.cache.example?ssl_cert_reqs=none"), None),
+    ("redis sentinel", redis("redis+sentinel://u:pw@s1:26379,s2:26379,s3/mymaster/2"), None),
+    ("sentinel without a service", redis("redis+sentinel://s1:26379"), "/service[/db]"),
+    ("cluster with a db", redis("redis+cluster://c1:6379/1"), "host:port[,host:port...]"),
+    ("cluster with an empty node", redis("redis+cluster://c1:6379,,c2"), "redis+cluster://"),
+    ("misspelt cluster scheme", redis("redis+clustr://c1:6379"), "redis+cluster://"),
 ]
 
 

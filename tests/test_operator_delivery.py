@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from llmcache.operator.delivery import create_delivery_app
 from llmcache.operator.injection import InjectionSettings, inject
+from llmcache.operator.ledger import ReplicaSums
 from llmcache.operator.metrics import OperatorMetrics
-from llmcache.operator.status import sidecar_totals
-from llmcache.operator.store import PolicyRecord, PolicyStore, StatsStore, summed
+from llmcache.operator.store import Batch, PolicyRecord, PolicyStore, StatsStore
 from llmcache.operator.webhook import mutate_pod, webhook_configuration
 
 from llmcache.policy import CachePolicySpec
@@ -27,7 +26,7 @@ from tests.support import Proc, free_port, llmcache
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[TestClient[Any, Any], PolicyStore, StatsStore]]:
-    store, stats = PolicyStore(), StatsStore(max_age=45)
+    store, stats = PolicyStore(), StatsStore()
     await store.put(PolicyRecord("apps", "default", 1, CachePolicySpec()))
     client = TestClient(TestServer(create_delivery_app(store, stats, OperatorMetrics())))
     await client.start_server()
@@ -92,52 +91,67 @@ async def test_missing_or_deleted_policy_is_404(
     assert (await asyncio.wait_for(poll, 10)).status == 404
 
 
-async def test_stats_are_kept_per_pod_and_aggregated(
+async def test_a_stats_report_is_acknowledged_only_once_its_write_succeeded(
     served: tuple[TestClient[Any, Any], PolicyStore, StatsStore],
 ) -> None:
     client, _, stats = served
-    for pod, hits in (("a", 3), ("b", 1), ("a", 5)):
-        report = {"requests": 10, "hits": hits, "savedUsd": 0.5, "tokensSaved": 100}
-        resp = await client.post("/v1/stats/apps/default", json={"pod": pod, "stats": report})
-        assert resp.status == 204
-    latest = stats.take_new()[("apps", "default")]
-    assert (latest["a"]["hits"], latest["b"]["hits"]) == (5, 1)
-    agg = summed(list(latest.values()))
-    assert agg["injectedPods"] == 2
-    assert (agg["requests"], agg["hits"], agg["hitRate"]) == (20, 6, 0.3)
-    assert agg["savedUsd"] == 1.0 and agg["tokensSaved"] == 200
-    bad = await client.post("/v1/stats/apps/default", data=b"not json")
-    assert bad.status == 400
-    unknown = await client.post("/v1/stats/apps/nope", json={"pod": "a", "stats": {}})
-    assert unknown.status == 404
+    to = {"requests": 10, "hits": 4, "savedMicroUsd": 500_000, "tokensSaved": 100}
+    report = {"pod": "a", "instance": "i1", "from": None, "to": to}
+    posted = asyncio.create_task(client.post("/v1/stats/apps/default", json=report))
+    batch = await until_taken(stats, ("apps", "default"))
+    assert batch.sums.counters["hits"] == 4 and not posted.done()  # waits for the write
+    stats.failed(batch)  # the write failed: 503, nothing counted, the sidecar sends again
+    assert (await posted).status == 503
+    posted = asyncio.create_task(client.post("/v1/stats/apps/default", json=report))
+    batch = await until_taken(stats, ("apps", "default"))
+    assert batch.sums.counters["hits"] == 4
+    written = ReplicaSums().merge(batch.sums)
+    stats.committed("apps", "default", batch, written)
+    assert (await posted).status == 204
+    # the answer was lost and the sidecar sends its report again, with 1 more hit
+    again = {**report, "to": {**to, "hits": 5}}
+    posted = asyncio.create_task(client.post("/v1/stats/apps/default", json=again))
+    batch = await until_taken(stats, ("apps", "default"))
+    assert batch.sums.counters["hits"] == 1 and batch.sums.counters["requests"] == 0
+    stats.committed("apps", "default", batch, written.merge(batch.sums))
+    assert (await posted).status == 204
+    assert stats.pods("apps", "default") == 1
 
 
-def test_silent_pods_are_forgotten() -> None:
-    stats = StatsStore(max_age=45)
-    stats.record("apps", "p", "old", {"requests": 5, "hits": 5}, now=0)
-    stats.record("apps", "p", "new", {"requests": 5, "hits": 0}, now=40)
-    assert list(stats.take_new(now=50)[("apps", "p")]) == ["new"]
-    assert stats.take_new(now=100) == {} and not stats._reports  # no memory of churned pods
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"pod": "a", "instance": "i", "to": {"hits": -1}}',
+        b'{"pod": "a", "instance": "i", "to": {"hits": 1.5}}',
+        b'{"pod": "a", "to": {"hits": 1}}',
+        b'{"instance": "i", "to": {}}',
+    ],
+    ids=["not-json", "negative", "float", "no-instance", "no-pod"],
+)
+async def test_a_bad_stats_report_is_refused_with_a_reason_and_counts_nothing(
+    served: tuple[TestClient[Any, Any], PolicyStore, StatsStore], body: bytes
+) -> None:
+    client, _, stats = served
+    resp = await client.post("/v1/stats/apps/default", data=body)
+    assert resp.status == 400 and (await resp.text()).strip()
+    assert stats.take() == {}
 
 
-def test_each_report_is_published_once_and_silent_pods_drop_out_of_the_totals() -> None:
-    stats = StatsStore(max_age=45)
-    stats.record("apps", "p", "a", {"requests": 4, "hits": 1, "savedUsd": 0.5, "x": "y"})
-    assert stats.take_new() == {
-        ("apps", "p"): {"a": {"requests": 4, "hits": 1, "savedUsd": 0.5, "spentUsd": 0.0,
-                              "tokensSaved": 0, "redisFaults": 0}}
-    }  # fmt: skip
-    assert stats.take_new() == {}  # nothing new since
-    now = datetime.datetime(2026, 1, 1, 12, 0, 30, tzinfo=datetime.UTC)
-    sidecars = {
-        "a": {"requests": 4, "hits": 1, "at": "2026-01-01T12:00:10Z"},
-        "b": {"requests": 6, "hits": 3, "at": "2026-01-01T12:00:25Z"},
-        "gone": {"requests": 100, "hits": 100, "at": "2026-01-01T11:59:00Z"},
-        "garbled": {"requests": 1},
-    }
-    totals, silent = sidecar_totals(sidecars, max_age=45, now=now)
-    assert (totals["injectedPods"], totals["requests"], totals["hitRate"]) == (2, 10, 0.4)
-    assert sorted(silent) == ["garbled", "gone"]
+async def test_stats_for_an_unknown_policy_are_404(
+    served: tuple[TestClient[Any, Any], PolicyStore, StatsStore],
+) -> None:
+    client, _, _ = served
+    report = {"pod": "a", "instance": "i", "from": None, "to": {}}
+    assert (await client.post("/v1/stats/apps/nope", json=report)).status == 404
+
+
+async def until_taken(stats: StatsStore, key: tuple[str, str]) -> Batch:
+    async def taken() -> Batch | None:
+        return stats.take().get(key)
+
+    batch: Batch = await until(taken)
+    return batch
 
 
 # ---- injection ----------------------------------------------------------------------------
@@ -308,7 +322,7 @@ async def until(predicate: Any, within: float = 15.0) -> Any:
 
 
 async def test_policy_edit_reaches_a_running_sidecar_without_restart() -> None:
-    store, stats = PolicyStore(), StatsStore(max_age=45)
+    store, stats = PolicyStore(), StatsStore()
     runner = web.AppRunner(create_delivery_app(store, stats, OperatorMetrics()))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -339,14 +353,18 @@ async def test_policy_edit_reaches_a_running_sidecar_without_restart() -> None:
             await until(bypassed)
             assert sidecar.popen.poll() is None  # the same process, never restarted
 
-            heard: dict[str, dict[str, Any]] = {}
+            written = ReplicaSums()
 
             async def reported() -> bool:
-                heard.update(stats.take_new().get(("apps", "default"), {}))
-                return bool(heard.get("app-1", {}).get("requests", 0) >= 3)
+                nonlocal written
+                batch = stats.take().get(("apps", "default"))
+                if batch is not None:  # as the publisher does after a successful write
+                    written = written.merge(batch.sums)
+                    stats.committed("apps", "default", batch, written)
+                return written.counters["requests"] >= 3
 
             await until(reported)
-            assert set(heard) == {"app-1"}
+            assert stats.pods("apps", "default") == 1
     finally:
         if sidecar is not None:
             sidecar.stop()

@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import json
 import re
-import threading
 import urllib.request
 from collections.abc import Iterator
 
@@ -23,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import SidecarFactory
-from tests.support import Proc, llmcache, serve_app, wait_for
+from tests.support import Proc, ThreadedApp, llmcache, wait_for
 from tests.test_sidecar import ask, claude, http, sim_count
 
 DIM = 384
@@ -49,13 +48,10 @@ class EmbedServer:
         self.mode = "ok"  # ok | error (HTTP 500) | garbage (not JSON)
         self.inputs: list[str] = []
         self.answered = 0  # texts answered (after the delay)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
         app = web.Application()
         app.router.add_post("/v1/embeddings", self._embeddings)
-        started = asyncio.run_coroutine_threadsafe(serve_app(app), self._loop).result(10)
-        self._runner, self.url = started
+        self._served = ThreadedApp(app)
+        self.url = self._served.url
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         raw = (await request.json())["input"]
@@ -71,10 +67,7 @@ class EmbedServer:
         return web.json_response({"object": "list", "data": data})
 
     def stop(self) -> None:
-        if self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        self._served.stop()
 
 
 @pytest.fixture

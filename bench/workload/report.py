@@ -46,6 +46,14 @@ def _semantic(s: dict[str, Any], key: str) -> str:
     return f"{sem[key]}"
 
 
+def _peers(s: dict[str, Any]) -> str:
+    """Sidecar processes, and how many misses led or joined a call across them."""
+    peers = s.get("peer_coalescing") or {}
+    if s.get("pods", 1) <= 1 and not peers:
+        return "1"
+    return f"{s.get('pods', 1)} ({peers.get('led', 0):.0f}/{peers.get('joined', 0):.0f})"
+
+
 def table(summaries: list[dict[str, Any]]) -> str:
     cols = [s for s in summaries if s.get("available")]
     missing = [s for s in summaries if not s.get("available")]
@@ -72,6 +80,7 @@ def table(summaries: list[dict[str, Any]]) -> str:
         ("sem. +ms on misses", lambda s: _semantic(s, "on_misses")),
         ("sem. ms on hits", lambda s: _semantic(s, "on_hits")),
         ("sem skip/overld/tmo", lambda s: _semantic(s, "skipped/overloaded/timeout")),
+        ("pods (led/joined)", _peers),
         ("wrong answers", lambda s: f"{s['wrong_answers']}"),
         ("semantic-equivalent", lambda s: f"{s['semantic_equivalent_answers']}"),
     ]

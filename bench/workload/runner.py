@@ -3,8 +3,12 @@
 Modes: ``direct`` (to the simulated upstream and vector store, no cache), ``exact``
 (sidecar, L1 + Redis L2 and RAG answers for identical query vectors only, no coalescing),
 ``all`` (exact + semantic + RAG similarity + coalescing of identical in-flight requests),
-``batch`` (``all`` with ``batching.mode: batch``). Each mode gets a fresh sidecar and an
-empty Redis; the upstream's counters are reset between modes.
+``batch`` (``all`` with ``batching.mode: batch``); and, asked for by name, ``pods`` and
+``pods-shared``: exact layers with coalescing, the agents spread over ``PODS`` sidecar
+processes sharing one Redis, coalescing within each process only (``peerWaitMs: 0``) or
+across them; ``fanout`` and ``fanout-shared`` the same with the copies of each burst sent
+to different sidecars. Each mode gets fresh sidecars and an empty Redis; the upstream's counters are
+reset between modes.
 
 Every answer is compared with the oracle: the same exact request sent to the same
 deterministic simulator with zero latency before the replays. An exact-layer answer must
@@ -37,6 +41,8 @@ API_KEY_ANTHROPIC = "sk-ant-bench-workload-0000"
 API_KEY_OPENAI = "sk-bench-workload-0000"
 ZERO_LATENCY = {"x-sim-ttft-ms": "0", "x-sim-ms-per-token": "0"}
 MISSES = ("miss", "skipped", "overloaded", "timeout", "error")  # semantic lookup outcomes
+PODS = 3  # sidecar processes of the pods modes
+PEER_LINE = re.compile(r'^llmcache_peer_coalescing_total\{outcome="(\w+)"\} (\S+)$', re.M)
 
 
 def headers_for(route: str) -> dict[str, str]:
@@ -58,6 +64,8 @@ class Mode:
     policy: dict[str, Any] | None  # None: straight to the upstream
     available: bool = True
     reason: str = ""
+    pods: int = 1  # sidecar processes; agent i talks to sidecar i mod pods
+    fanout: bool = False  # the copies of a burst go to different sidecars
 
 
 @dataclass
@@ -86,6 +94,7 @@ class ModeResult:
     store_queries: int = 0
     sidecar_stats: dict[str, Any] = field(default_factory=dict)
     semantic_metrics: dict[str, float] = field(default_factory=dict)
+    peer_coalescing: dict[str, float] = field(default_factory=dict)  # summed over the pods
 
 
 # -- oracle --------------------------------------------------------------------------------------
@@ -153,14 +162,18 @@ async def build_oracle(trace: Trace, upstream: str, store: str, concurrency: int
 
 
 async def replay(
-    trace: Trace, base: str, store: str, direct: bool, oracle: Oracle
+    trace: Trace, bases: list[str], store: str, direct: bool, oracle: Oracle, fanout: bool = False
 ) -> tuple[list[Outcome], float]:
+    """Agent i talks to ``bases[i mod n]``; with ``fanout``, the k-th copy of a burst goes to
+    the next k-th base (an app's replicas behind a Service fanning one task out)."""
     outcomes: list[Outcome] = []
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        first = {name: i for i, name in enumerate(trace.agents)}
 
-        async def one(agent: str, step: int, req: Req) -> None:
+        async def one(agent: str, step: int, req: Req, copy: int) -> None:
+            base = bases[(first[agent] + (copy if fanout else 0)) % len(bases)]
             path = ROUTES[req.route][1 if direct else 0]
             url = (store if direct and req.route.startswith("rag") else base) + path
             usd, tokens = oracle.cost(req)
@@ -191,7 +204,7 @@ async def replay(
 
         async def agent(name: str) -> None:
             for i, step in enumerate(trace.agents[name]):
-                await asyncio.gather(*(one(name, i, r) for r in step.requests))
+                await asyncio.gather(*(one(name, i, r, k) for k, r in enumerate(step.requests)))
 
         started = time.perf_counter()
         await asyncio.gather(*(agent(name) for name in trace.agents))
@@ -229,6 +242,19 @@ def _semantic_metrics(base: str) -> dict[str, float]:
             lookup = name.startswith("llmcache_semantic_lookup_seconds_bucket")
             if "_created" not in name and ("_bucket" not in name or lookup):
                 out[name] = float(value)
+    return out
+
+
+def _peer_coalescing(bases: list[str]) -> dict[str, float]:
+    """``llmcache_peer_coalescing_total`` by outcome, summed over the sidecars."""
+    import urllib.request
+
+    out: dict[str, float] = {}
+    for base in bases:
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        for m in PEER_LINE.finditer(text):
+            out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
     return out
 
 
@@ -286,12 +312,21 @@ def default_modes(semantic_policy: dict[str, Any] | None) -> list[Mode]:
     semantic = {"semantic": semantic_policy or {"enabled": True}} if ok else {}
     label = "exact+semantic+rag+coalesce" if ok else "exact+rag+coalesce (semantic unavailable)"
     exact_rag = {"rag": {"threshold": 1.0}}  # identical query vectors only
+    per_pod = {"mode": "coalesce", "peerWaitMs": 0}
     return [
         Mode("direct", "no cache (direct)", None),
         Mode("exact", "exact L1+L2", {**exact_rag, "batching": {"mode": "off"}}),
         Mode("all", label, {**semantic, "batching": {"mode": "coalesce"}}, reason=reason),
         Mode("batch", label.replace("coalesce", "batch"),
              {**semantic, "batching": {"mode": "batch"}}, reason=reason),
+        Mode("pods", f"exact+coalesce per pod, {PODS} pods", {**exact_rag, "batching": per_pod},
+             pods=PODS),
+        Mode("pods-shared", f"exact+coalesce across {PODS} pods",
+             {**exact_rag, "batching": {"mode": "coalesce"}}, pods=PODS),
+        Mode("fanout", f"fan-out, coalesce per pod, {PODS} pods",
+             {**exact_rag, "batching": per_pod}, pods=PODS, fanout=True),
+        Mode("fanout-shared", f"fan-out, coalesce across {PODS} pods",
+             {**exact_rag, "batching": {"mode": "coalesce"}}, pods=PODS, fanout=True),
     ]  # fmt: skip
 
 
@@ -344,31 +379,38 @@ async def run_modes(
                 continue
             _post(upstream.url + "/_sim/reset")
             redis.command("FLUSHALL")
-            sidecar: Proc | None = None
-            base = upstream.url
+            sidecars: list[Proc] = []
+            bases = [upstream.url]
             if mode.policy is not None:
                 with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
                     json.dump(_with_rag(mode.policy, store.url), f)
-                sidecar = llmcache(
-                    "sidecar", "--listen", "127.0.0.1:0", "--anthropic-upstream", upstream.url,
-                    "--openai-upstream", upstream.url, "--redis-url", redis.url,
-                    "--policy", f.name, "--log-level", "warning",
-                )  # fmt: skip
-                base = sidecar.url
-                _wait_ready(base)
+                sidecars = [
+                    llmcache(
+                        "sidecar", "--listen", "127.0.0.1:0", "--anthropic-upstream",
+                        upstream.url, "--openai-upstream", upstream.url, "--redis-url",
+                        redis.url, "--policy", f.name, "--log-level", "warning",
+                    )
+                    for _ in range(mode.pods)
+                ]  # fmt: skip
+                bases = [s.url for s in sidecars]
+                for base in bases:
+                    _wait_ready(base)
             log(f"  replaying: {mode.title} ...")
             queries_before = int(_get_json(store.url + "/_sim/stats")["queries"])
             try:
-                outcomes, wall = await replay(trace, base, store.url, mode.policy is None, oracle)
+                outcomes, wall = await replay(
+                    trace, bases, store.url, not sidecars, oracle, mode.fanout
+                )
                 result = ModeResult(mode, outcomes, wall)
                 result.upstream_calls = int(_get_json(upstream.url + "/_sim/stats")["total"])
                 queries = int(_get_json(store.url + "/_sim/stats")["queries"])
                 result.store_queries = queries - queries_before
-                if sidecar is not None:
-                    result.sidecar_stats = _get_json(sidecar.url + "/stats")
-                    result.semantic_metrics = _semantic_metrics(sidecar.url)
+                if sidecars:
+                    result.sidecar_stats = _get_json(bases[0] + "/stats")
+                    result.semantic_metrics = _semantic_metrics(bases[0])
+                    result.peer_coalescing = _peer_coalescing(bases)
             finally:
-                if sidecar is not None:
+                for sidecar in sidecars:
                     sidecar.stop()
             results.append(result)
             log(f"    {len(outcomes)} requests in {wall:.1f} s, "
@@ -438,6 +480,8 @@ def summarise(result: ModeResult, baseline: ModeResult | None) -> dict[str, Any]
         "miss_p99_ms": _pct(miss_lat, 0.99),
         "sidecar_stats": result.sidecar_stats,
         "semantic_metrics": result.semantic_metrics,
+        "pods": result.mode.pods,
+        "peer_coalescing": result.peer_coalescing,
         "latencies_ms": sorted(lat),
     }
     m = result.semantic_metrics

@@ -72,6 +72,8 @@ async def _gateway(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     state = request.app[STATE_KEY]
     state.requests[_route_name(request)] += 1
+    if "traceparent" in request.headers:
+        state.traceparents.append(request.headers["traceparent"])
     try:
         _check_auth(request)
         status = _injected_status(request)
@@ -130,6 +132,10 @@ async def _stats(request: web.Request) -> web.Response:
     )
 
 
+async def _traceparents(request: web.Request) -> web.Response:
+    return web.json_response({"traceparents": list(request.app[STATE_KEY].traceparents)})
+
+
 async def _reset(request: web.Request) -> web.Response:
     request.app[STATE_KEY].reset()
     return web.json_response({"reset": True})
@@ -152,5 +158,6 @@ def create_app(**options: Any) -> web.Application:
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model_id}", models.get_model)
     app.router.add_get("/_sim/stats", _stats)
+    app.router.add_get("/_sim/traceparents", _traceparents)
     app.router.add_post("/_sim/reset", _reset)
     return app

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -81,12 +81,15 @@ class SimState:
         self.anthropic_cache = AnthropicPromptCache(options.cache_min_tokens)
         self.openai_cache = OpenAIPromptCache(options.cache_min_tokens)
         self.responses: dict[str, dict[str, object]] = {}  # stored Responses API objects
+        # W3C trace context of recent requests, as received (tests of trace propagation).
+        self.traceparents: deque[str] = deque(maxlen=10_000)
 
     def reset(self) -> None:
         self.requests.clear()
         self.anthropic_cache.clear()
         self.openai_cache.clear()
         self.responses.clear()
+        self.traceparents.clear()
 
     def remember_response(self, response: dict[str, object], limit: int = 10_000) -> None:
         if len(self.responses) >= limit:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from llmcache.policy import RagUpstream
 
-from .. import keys
+from .. import keys, tracing
 from ..http_client import UPSTREAM_ERRORS, Client, describe, send
 from ..layers import Entry
 from ..pipeline import BadRequest, read_body
@@ -34,7 +34,10 @@ def add_routes(
     app[_STATE] = {}
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        return await _handle(request, request.app[runtime_key], request.app[client_key])
+        rt, client = request.app[runtime_key], request.app[client_key]
+        if rt.tracing.tracer is None:  # tracing off: this check is all it costs
+            return await _handle(request, rt, client)
+        return await tracing.serve(rt, request, ROUTE, _handle(request, rt, client))
 
     async def cleanup(app: web.Application) -> None:
         cache = app[_STATE].pop("cache", None)
@@ -135,7 +138,8 @@ async def _handle(request: web.Request, rt: Runtime, client: Client) -> web.Stre
     resp, payload = await _call(request, client, url, raw)
     if payload is not None:
         ttl = _ttl(request.headers.get("x-llmcache-ttl"), policy.rag.ttl_seconds)
-        entry = Entry(body=payload, model=what.collection, created=time.time())
+        now = time.time()  # the expiry travels with the entry: no copy outlives the TTL
+        entry = Entry(body=payload, model=what.collection, created=now, expires=now + ttl)
         cache.save(partition, exact, what.vector, entry, ttl)
         rt.metrics.stores.labels("rag").inc()
     _observe(rt, "miss", "none", started)
@@ -158,9 +162,12 @@ async def _call(
     request: web.Request, client: Client, url: str, raw: bytes
 ) -> tuple[web.Response, bytes | None]:
     """Forward; also return the body when it is a storable success (a JSON object)."""
+    sent = request_headers(request.headers)
+    call = tracing.upstream_call(ROUTE, None, url, sent, request.method)
     try:
-        async with send(client, request.method, url, raw, request_headers(request.headers)) as up:
+        async with send(client, request.method, url, raw, sent) as up:
             payload = await up.read()
+            tracing.upstream_done(call, up.status)
             headers = {k: v for k, v in up.headers.items() if k.lower() not in _DROP}
             headers["x-llmcache"] = "miss"
             resp = web.Response(status=up.status, body=payload, headers=headers)
@@ -172,6 +179,7 @@ async def _call(
                     storable = None
             return resp, storable
     except UPSTREAM_ERRORS as exc:
+        tracing.upstream_done(call, error=describe(exc))
         return _json(502, f"vector store call failed: {describe(exc)}"), None
 
 

@@ -9,6 +9,10 @@ filled under, so after a write no sidecar can reach them any more, with no messa
 could arrive late. A query that raced the write was stored under the old generation and is
 unreachable too. The cost is one Redis GET per lookup (batched with nothing else; ~0.1 ms
 on loopback). Without Redis the counter is in-process.
+
+Records in memory are bounded by ``rag.maxEntries``/``rag.maxBytes`` (least recently used
+first, as the semantic index: see ``semantic.index`` and ``semantic.store``); an evicted
+record's exact repeat still hits through Redis, its similar queries miss on this pod.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ import time
 from typing import Any
 
 import numpy as np
-import redis.asyncio as aioredis
 
+from llmcache import redis_client
 from llmcache.policy import RagLayer as RagSpec
 
 from ..layers import Entry
@@ -30,8 +34,6 @@ from ..semantic.index import Record, VectorIndex
 from ..semantic.metrics import semantic_metrics
 from ..semantic.store import SemanticStore
 from .requests import Query
-
-MAX_ENTRIES = 100_000
 
 
 def _digest(*parts: Any) -> str:
@@ -53,23 +55,27 @@ class RagCache:
         self._m = semantic_metrics(metrics)
         self._metrics = metrics
         self.timeout = timeout_ms / 1000
-        self._indexes: dict[int, VectorIndex] = {}  # one per vector dimension
+        # Any dimension: a partition is per dimension too. One bound for all of them.
+        self.index = VectorIndex(0, spec.max_entries, spec.max_bytes, self._evicted)
+        self._m.entries.labels("rag").set_function(lambda: len(self.index))
+        self._m.index_bytes.labels("rag").set_function(lambda: self.index.nbytes)
         self.store = SemanticStore(
-            prefix, "r", metrics, 0, self._on_record, redis_url, timeout_ms, MAX_ENTRIES
+            prefix, "r", metrics, 0, self._on_record, redis_url, timeout_ms, spec.max_entries
         )
-        self.client: aioredis.Redis | None = self.store.client
+        self.client: redis_client.Client | None = self.store.client
         self._generations: dict[str, int] = {}
 
-    def _index(self, dim: int) -> VectorIndex:
-        index = self._indexes.get(dim)
-        if index is None:
-            index = self._indexes[dim] = VectorIndex(dim, MAX_ENTRIES)
-        return index
+    @property
+    def loaded(self) -> bool:
+        """Whether the first background load of the records in Redis has finished."""
+        return self.store.loaded.is_set()
 
-    def _on_record(self, record: Record, vector: np.ndarray) -> None:
-        if vector.shape[0]:
-            self._index(vector.shape[0]).add(record, vector)
-            self._m.entries.labels("rag").set(sum(len(i) for i in self._indexes.values()))
+    def _on_record(self, record: Record, vector: np.ndarray, cold: bool = False) -> bool:
+        return self.index.add(record, vector, cold) if vector.shape[0] else True
+
+    def _evicted(self, record: Record) -> None:
+        self._m.evictions.labels("rag").inc()
+        self.store.evicted(record.id)
 
     def start(self) -> None:
         self.store.start()
@@ -111,6 +117,7 @@ class RagCache:
     ) -> tuple[Entry, float] | None:
         entry = await self.store.entry(exact)
         if entry is not None:
+            self.index.touch(exact)
             return entry, 1.0
         if vector is None:
             return None
@@ -118,7 +125,7 @@ class RagCache:
         norm = float(np.linalg.norm(q))
         if norm == 0.0:
             return None
-        found = self._index(q.shape[0]).search(partition, q / norm)
+        found = self.index.search(partition, q / norm)
         if found is None:
             return None
         record, score = found
@@ -126,12 +133,15 @@ class RagCache:
         if score < self.spec.threshold:
             return None
         entry = await self.store.entry(record.id)
-        return (entry, score) if entry is not None else None
+        if entry is None:
+            return None
+        self.index.touch(record.id)
+        return entry, score
 
     def save(
         self, partition: str, exact: str, vector: list[float] | None, entry: Entry, ttl: int
     ) -> None:
-        record = Record(exact, partition, "", entry.model, time.time() + ttl)
+        record = Record(exact, partition, "", entry.model, entry.expires or time.time() + ttl)
         q = np.zeros(0, dtype=np.float32)
         if vector is not None:
             q = np.asarray(vector, dtype=np.float32)

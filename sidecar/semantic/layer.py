@@ -4,9 +4,11 @@ last user turn means the same, within the same hard partition (see ``canonical``
 Lookup: render → embed (batched, exact-cached) → best candidate of the partition in the
 in-process index → threshold → verification guards → the cached answer (memory, else one
 Redis GET). In shadow mode the same happens but the request still goes upstream, and when
-its answer arrives the would-be hit is scored: ``would_hit_correct`` if the cached answer's
-text equals the fresh one after whitespace and case folding, or their embeddings have
-cosine >= ``SHADOW_ANSWER_SIMILARITY``; else ``would_hit_wrong``.
+its answer arrives the best candidate is judged: correct if the cached answer's text equals
+the fresh one after whitespace and case folding, or their embeddings have cosine >=
+``SHADOW_ANSWER_SIMILARITY``; else wrong. A would-be hit counts as ``would_hit_correct`` or
+``would_hit_wrong``; candidates a little below the threshold or vetoed by a guard are judged
+too, and feed the threshold advice (``advisor``).
 
 What a miss costs, so the layer never makes a request slower than the exact layers alone:
 
@@ -37,9 +39,11 @@ import numpy as np
 from llmcache.embedder import Embedder, EmbedderError, threads
 from llmcache.policy import SemanticLayer as SemanticSpec
 
+from .. import tracing
 from ..layers import CacheRequest, Entry, Hit, Selector
 from ..metrics import Metrics
 from . import guards
+from .advisor import SHADOW_MARGIN, ThresholdAdvisor
 from .canonical import Rendered, render
 from .index import Record, VectorIndex
 from .metrics import semantic_metrics
@@ -52,6 +56,7 @@ SHADOW_ANSWER_SIMILARITY = 0.90
 MAX_DEFERRED = 1024  # answers waiting for their embedding to be indexed, at most
 RECENT_WEIGHT = 0.2  # of the latest embedding in the moving average of their durations
 _SCRATCH = "semantic"
+_SHADOW = "semantic_shadow"
 T = TypeVar("T")
 
 
@@ -61,6 +66,16 @@ def index_deadline(timeout_ms: int) -> float:
     deadline dropped 76 of 121 entries at a load average of 10 on 2 cores). What bounds the
     backlog is ``MAX_DEFERRED``."""
     return max(8 * timeout_ms / 1000, 60.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shadow:
+    """A shadow-mode candidate, judged when the fresh answer arrives."""
+
+    record_id: str
+    score: float
+    vetoed_by: str | None
+    entry: Entry | None  # fetched already: a would-be hit (else fetched when judged)
 
 
 @dataclass(slots=True)
@@ -117,7 +132,10 @@ class SemanticLayer:
         self.embedder = embedder
         self._metrics = metrics
         self._m = semantic_metrics(metrics)
-        self.index = VectorIndex(dim, spec.max_entries)
+        self.index = VectorIndex(dim, spec.max_entries, spec.max_bytes, self._evicted)
+        # Read at scrape time: a load adds thousands of records a second, no per-record cost.
+        self._m.entries.labels("semantic").set_function(lambda: len(self.index))
+        self._m.index_bytes.labels("semantic").set_function(lambda: self.index.nbytes)
         self.store = SemanticStore(
             prefix, "s", metrics, dim, self._on_record, redis_url, redis_timeout_ms,
             spec.max_entries,
@@ -126,6 +144,7 @@ class SemanticLayer:
         self._index_timeout = index_deadline(spec.embedder.timeout_ms)
         self._enabled_guards = tuple(guards.GUARDS) if spec.verify else ()
         self.threshold = effective_threshold(spec.threshold, spec.embedder.model)
+        self.advisor = ThresholdAdvisor(self.threshold) if spec.shadow else None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._deferred = 0
         self.recent_s = 0.0  # moving average of how long embeddings take
@@ -135,9 +154,17 @@ class SemanticLayer:
         self._m.threads.set(threads.current())
         self.store.start()
 
-    def _on_record(self, record: Record, vector: np.ndarray) -> None:
-        self.index.add(record, vector)
-        self._m.entries.labels("semantic").set(len(self.index))
+    @property
+    def loaded(self) -> bool:
+        """Whether the first background load of the records in Redis has finished."""
+        return self.store.loaded.is_set()
+
+    def _on_record(self, record: Record, vector: np.ndarray, cold: bool = False) -> bool:
+        return self.index.add(record, vector, cold)
+
+    def _evicted(self, record: Record) -> None:
+        self._m.evictions.labels("semantic").inc()
+        self.store.evicted(record.id)
 
     # -- the request's embedding -----------------------------------------------------------
 
@@ -208,6 +235,7 @@ class SemanticLayer:
             log.warning("semantic lookup failed: %s", exc)
             outcome, hit = "error", None
         self._m.lookups.observe((outcome,), time.perf_counter() - t0)
+        tracing.note("llmcache.semantic.outcome", outcome)
         return hit
 
     async def _lookup(self, pending: _Pending, req: CacheRequest) -> tuple[str, Hit | None]:
@@ -238,23 +266,30 @@ class SemanticLayer:
             return "miss", None
         record, score = found
         self._m.similarity.labels("semantic").observe(score)
+        tracing.note("llmcache.semantic.similarity", float(score))
+        tracing.note("llmcache.semantic.threshold", self.threshold)
         if score < self.threshold:
             if self.spec.shadow:
                 self._m.shadow.labels("no_candidate").inc()
+                if score >= self.threshold - SHADOW_MARGIN:
+                    req.extra[_SHADOW] = _Shadow(record.id, score, None, None)
             return "miss", None
         failed = guards.first_failure(rendered.text, record.text, self._enabled_guards)
+        tracing.note("llmcache.semantic.guard", failed or "passed")
         if failed is not None:
             self._m.rejections.labels(failed).inc()
             if self.spec.shadow:
                 self._m.shadow.labels("no_candidate").inc()
+                req.extra[_SHADOW] = _Shadow(record.id, score, failed, None)
             return "miss", None
         entry = await self.store.entry(record.id)
         if entry is None:
             self.index.remove(record.id)
             return "miss", None
         if self.spec.shadow:
-            req.extra["semantic_shadow"] = entry
+            req.extra[_SHADOW] = _Shadow(record.id, score, None, entry)
             return "miss", None
+        self.index.touch(record.id)  # a hit keeps its record from eviction the longest
         expires = min(record.expires, entry.expires or record.expires)
         return "hit", Hit(entry, "semantic", score, expires)
 
@@ -267,7 +302,7 @@ class SemanticLayer:
             if pending is None:
                 return
             task = self._embedding(pending)
-            would = req.extra.pop("semantic_shadow", None)
+            would: _Shadow | None = req.extra.pop(_SHADOW, None)
             rendered = pending.rendered
             record = Record(
                 id=req.key, partition=rendered.partition, text=rendered.text,
@@ -293,7 +328,7 @@ class SemanticLayer:
         record: Record,
         task: asyncio.Task[np.ndarray | None],
         entry: Entry,
-        would: Entry | None,
+        would: _Shadow | None,
         generation: int,
     ) -> None:
         try:
@@ -314,11 +349,13 @@ class SemanticLayer:
 
     def _index(self, record: Record, vector: np.ndarray, entry: Entry) -> None:
         self.index.add(record, vector)
-        self._m.entries.labels("semantic").set(len(self.index))
         self.store.save(record, vector, entry)
         self._metrics.stores.labels("semantic").inc()
 
-    async def _score_shadow(self, cached: Entry, fresh: Entry) -> None:
+    async def _score_shadow(self, would: _Shadow, fresh: Entry) -> None:
+        cached = would.entry or await self.store.entry(would.record_id)
+        if cached is None:  # expired or flushed meanwhile: nothing to judge
+            return
         a, b = answer_text(cached.response), answer_text(fresh.response)
         same = " ".join(a.lower().split()) == " ".join(b.lower().split())
         if not same and a and b:
@@ -329,7 +366,21 @@ class SemanticLayer:
             except Exception:
                 self._m.embedder_faults.labels("shadow").inc()
                 return
-        self._m.shadow.labels("would_hit_correct" if same else "would_hit_wrong").inc()
+        judged = "correct" if same else "wrong"
+        if would.entry is not None:
+            self._m.shadow.labels(f"would_hit_{judged}").inc()
+        if would.vetoed_by is not None:
+            self._m.shadow_vetoes.labels(would.vetoed_by, judged).inc()
+        if self.advisor is not None:
+            self.advisor.observe(would.score, same, would.vetoed_by)
+            found = self.advisor.recommended()
+            if found is not None:
+                self._m.recommended_threshold.labels("semantic").set(found[0])
+                self._m.recommended_recall.labels("semantic").set(found[1])
+
+    def stats(self) -> dict[str, Any]:
+        """This layer's part of ``GET /stats``: in shadow mode, the threshold advice."""
+        return {"shadow": self.advisor.report()} if self.advisor is not None else {}
 
     # -- invalidation ----------------------------------------------------------------------
 
@@ -339,13 +390,11 @@ class SemanticLayer:
             n = len(self.index)
             self.index.clear()
             self.store.drop_local()  # Redis: the full flush SCANs P:* itself
-            self._m.entries.labels("semantic").set(0)
             return n
         ids = [rid for rid, r in self.index.records.items() if selector.matches(r.model, r.tags)]
         for rid in ids:
             self.index.remove(rid)
         self.store.forget(ids)
-        self._m.entries.labels("semantic").set(len(self.index))
         return len(ids)
 
     # -- plumbing --------------------------------------------------------------------------
@@ -364,3 +413,5 @@ class SemanticLayer:
                 await task
         await self.store.close()
         await self.embedder.close()
+        self._m.entries.labels("semantic").set_function(lambda: 0)  # and let the index go
+        self._m.index_bytes.labels("semantic").set_function(lambda: 0)

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ..metrics import BATCH_BUCKETS, SIMILARITY_BUCKETS, LoopHistogram, Metrics
+from ..metrics import (
+    BATCH_BUCKETS,
+    SIMILARITY_BUCKETS,
+    FaultCounter,
+    LoopHistogram,
+    Metrics,
+)
 
 # Fine below 50 ms, where a lookup's cost on a miss decides whether the layer pays off.
 LOOKUP_BUCKETS = (
@@ -21,8 +27,13 @@ LOOKUP_BUCKETS = (
 class SemanticMetrics:
     similarity: Histogram
     entries: Gauge
+    index_bytes: Gauge
+    evictions: Counter
     rejections: Counter
     shadow: Counter
+    shadow_vetoes: Counter
+    recommended_threshold: Gauge
+    recommended_recall: Gauge
     embedder_faults: Counter
     batch_size: Histogram
     lookups: LoopHistogram
@@ -52,6 +63,20 @@ def semantic_metrics(metrics: Metrics) -> SemanticMetrics:
             ["layer"],
             registry=r,
         ),
+        index_bytes=Gauge(
+            "llmcache_semantic_index_bytes",
+            "Bytes the in-process vector index holds, as semantic.maxBytes / rag.maxBytes "
+            "count them (vectors, texts, bookkeeping).",
+            ["layer"],
+            registry=r,
+        ),
+        evictions=Counter(
+            "llmcache_semantic_evictions",
+            "Records the in-process vector index let go to stay within maxEntries/maxBytes, "
+            "least recently used first (they stay in Redis).",
+            ["layer"],
+            registry=r,
+        ),
         rejections=Counter(
             "llmcache_semantic_rejections",
             "Candidates above the threshold vetoed by a verification guard.",
@@ -64,7 +89,28 @@ def semantic_metrics(metrics: Metrics) -> SemanticMetrics:
             ["outcome"],
             registry=r,
         ),
-        embedder_faults=Counter(
+        shadow_vetoes=Counter(
+            "llmcache_semantic_shadow_vetoes",
+            "Shadow mode: candidates a verification guard vetoed, by guard and by how the "
+            "fresh answer judged them (correct: the veto cost a hit; wrong: it prevented one).",
+            ["guard", "judged"],
+            registry=r,
+        ),
+        recommended_threshold=Gauge(
+            "llmcache_semantic_shadow_recommended_threshold",
+            "Shadow mode: the lowest similarity threshold at which no judged-wrong candidate "
+            "would have been served (recent traffic; absent until enough is judged).",
+            ["layer"],
+            registry=r,
+        ),
+        recommended_recall=Gauge(
+            "llmcache_semantic_shadow_recommended_recall",
+            "Shadow mode: the share of judged-correct candidates the recommended threshold "
+            "would serve.",
+            ["layer"],
+            registry=r,
+        ),
+        embedder_faults=FaultCounter(
             "llmcache_embedder_faults",
             "Embedding calls that failed open (the request went on without semantic lookup).",
             ["reason"],

@@ -8,16 +8,20 @@ Redis layout under the policy prefix ``P``:
 - ``P:s:ids``: a sorted set of the record ids, scored by their expiry (unix seconds);
 - channel ``P:s:add``: ``<origin> <id>`` announces a new record; other sidecars fetch it.
 
-A sidecar loads every live record listed in ``P:s:ids`` at start and again whenever its
-subscription reconnects (so announcements missed while Redis was away are caught up). The
-id set, not ``SCAN``, says what to load: a policy's own Redis ACL user may not ``SCAN``
-(Redis would list every policy's key names), and ``SCAN`` walks the whole keyspace. Both
-keys carry the entry's TTL, so Redis forgets what every index forgets; expired ids are
-pruned from the set at most once a minute. A full flush (SCAN ``P:*``) removes them with
-everything else; selective flushes are announced on ``P:inval`` and each sidecar
-drops the matching records and deletes them from Redis. Every Redis operation has a
-deadline and fails open: a semantic miss, counted in ``llmcache_redis_faults_total``.
-Without Redis, entries stay in this process.
+A sidecar loads the live records listed in ``P:s:ids`` at start and again whenever its
+subscription reconnects (so announcements missed while Redis was away are caught up), in the
+background (the sidecar serves meanwhile), newest first (latest expiry), and only while its
+index has room: loaded records are *cold* and never evict one this pod used (see ``index``).
+A record evicted from this pod stays in Redis: its exact key still hits the L2 (RAG:
+``P:r:d:<id>``), and it comes back into the index with the next load that finds room or when
+its key is stored again. The id set, not ``SCAN``, says what to load: a policy's own Redis
+ACL user may not ``SCAN`` (Redis would list every policy's key names), and ``SCAN`` walks
+the whole keyspace. Both keys carry the entry's TTL, so Redis forgets what every index
+forgets; expired ids are pruned from the set at most once a minute. A full flush (SCAN
+``P:*``) removes them with everything else; selective flushes are announced on ``P:inval``
+and each sidecar drops the matching records and deletes them from Redis. Every Redis
+operation has a deadline and fails open: a semantic miss, counted in
+``llmcache_redis_faults_total``. Without Redis, entries stay in this process.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import redis.asyncio as aioredis
+
+from llmcache import redis_client
 
 from .. import codec
 from ..l2 import fault_reason
@@ -46,10 +51,12 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"LLMS1"
 LOAD_BATCH = 500
+LOAD_SLICE = 100  # records indexed between two yields to the event loop (~2-5 ms)
 PRUNE_EVERY = 60.0  # seconds between removals of expired ids from ``P:s:ids``
 ENTRY_CACHE = 1024  # hot answers kept in memory so popular hits skip Redis
 
-OnRecord = Callable[[Record, np.ndarray], None]
+# (record, vector, cold) → False when a cold (loaded) record found the index full.
+OnRecord = Callable[[Record, np.ndarray, bool], bool]
 
 
 def encode_record(record: Record, vector: np.ndarray) -> bytes:
@@ -67,7 +74,8 @@ def decode_record(rid: str, raw: bytes, dim: int) -> tuple[Record, np.ndarray] |
     try:
         (size,) = struct.unpack("<I", raw[5:9])
         head = json.loads(raw[9 : 9 + size])
-        vector = np.frombuffer(raw[9 + size :], dtype="<f4").astype(np.float32)
+        # A view (little-endian hosts): the index copies it into its own rows.
+        vector = np.frombuffer(raw[9 + size :], dtype="<f4").astype(np.float32, copy=False)
         record = Record(
             id=rid, partition=head["p"], text=head["t"], model=head["m"],
             expires=float(head["x"]), tags=tuple(head["g"]),
@@ -97,9 +105,9 @@ class SemanticStore:
         self._on_record = on_record
         self.timeout = timeout_ms / 1000
         self.origin = uuid.uuid4().hex[:12]
-        self.client: aioredis.Redis | None = None
+        self.client: redis_client.Client | None = None
         if redis_url:
-            self.client = aioredis.Redis.from_url(
+            self.client = redis_client.connect(
                 redis_url,
                 socket_timeout=max(self.timeout * 4, 0.2),
                 socket_connect_timeout=max(self.timeout * 4, 0.2),
@@ -130,6 +138,9 @@ class SemanticStore:
 
     async def entry(self, rid: str) -> Entry | None:
         local = self._local.get(rid)
+        if local is not None and 0 < local.expires <= time.time():
+            del self._local[rid]  # never served past its TTL (Redis forgets it too)
+            local = None
         if local is not None:
             self._local.move_to_end(rid)
             return local
@@ -175,8 +186,9 @@ class SemanticStore:
                 if (now := time.time()) > self._pruned + PRUNE_EVERY:
                     self._pruned = now
                     pipe.zremrangebyscore(self.ids, "-inf", now)
-                pipe.publish(self.channel, f"{self.origin} {record.id}")
                 await pipe.execute()
+                # Not in the pipeline: a cluster pipeline takes only commands with keys.
+                await self.client.publish(self.channel, f"{self.origin} {record.id}")
         except Exception as exc:
             self._fault("set", exc)
 
@@ -201,33 +213,50 @@ class SemanticStore:
     def drop_local(self) -> None:
         self._local.clear()
 
+    def evicted(self, rid: str) -> None:
+        """The index let the record go: so does the answer cache (Redis keeps both)."""
+        self._local.pop(rid, None)
+
     # -- sync ------------------------------------------------------------------------------
 
     async def load_all(self) -> int:
-        """Read every live record listed in the id set from Redis into the index."""
+        """Read the live records listed in the id set into the index, newest (latest
+        expiry) first, until the index has no room for the next one."""
         assert self.client is not None
         count = 0
-        offset = 0
         now = time.time()
+        # Paged by score, not by offset: Redis walks an offset one element at a time, which
+        # made loading 1M ids quadratic. ``skip``: ids already read at score ``top`` (ties).
+        top: float | str = "+inf"
+        skip = 0
         while True:
-            found: list[Any] = await self.client.zrangebyscore(
-                self.ids, now, "+inf", start=offset, num=LOAD_BATCH
+            found: list[Any] = await self.client.zrevrangebyscore(
+                self.ids, top, now, start=skip, num=LOAD_BATCH, withscores=True
             )
             if not found:
                 return count
-            offset += len(found)
-            rids = [r.decode() if isinstance(r, bytes) else str(r) for r in found]
-            values: list[Any] = await self.client.mget([f"{self.base}:v:{r}" for r in rids])
-            for rid, raw in zip(rids, values, strict=True):
-                if isinstance(raw, bytes) and self._add(rid, raw):
-                    count += 1
+            last = float(found[-1][1])
+            tied = sum(1 for _, score in found if float(score) == last)
+            skip = tied + (skip if top == last else 0)
+            top = last
+            rids = [r.decode() if isinstance(r, bytes) else str(r) for r, _ in found]
+            values = await redis_client.mget(self.client, [f"{self.base}:v:{r}" for r in rids])
+            for i, (rid, raw) in enumerate(zip(rids, values, strict=True)):
+                if i % LOAD_SLICE == LOAD_SLICE - 1:
+                    await asyncio.sleep(0)  # let requests in: the sidecar serves while loading
+                if not isinstance(raw, bytes):
+                    continue
+                added = self._add(rid, raw, cold=True)
+                if added is None:
+                    return count  # full: the rest is older
+                count += added
 
-    def _add(self, rid: str, raw: bytes) -> bool:
+    def _add(self, rid: str, raw: bytes, cold: bool = False) -> bool | None:
+        """Whether the record was indexed; None when a cold one found the index full."""
         decoded = decode_record(rid, raw, self.dim)
         if decoded is None or decoded[0].expires <= time.time():
             return False
-        self._on_record(*decoded)
-        return True
+        return True if self._on_record(*decoded, cold) else None
 
     async def _fetch(self, rid: str) -> None:
         assert self.client is not None
@@ -246,6 +275,7 @@ class SemanticStore:
         while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
+                await redis_client.ready(self.client)  # a cluster's slot map says where
                 await pubsub.subscribe(self.channel)
                 n = await self.load_all()  # after subscribing: nothing falls in between
                 log.info("semantic store %s: loaded %d records", self.base, n)

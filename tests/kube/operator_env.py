@@ -292,9 +292,8 @@ def running_operator(
         },
         list(extra or []),
     )
-    proc = run_operator(
-        sa_kubeconfig, *args, env={"POD_NAMESPACE": RELEASE_NAMESPACE}, count=2, timeout=60
-    )
+    pod_env = {"POD_NAMESPACE": RELEASE_NAMESPACE, "POD_NAME": "llmcache-operator-0"}
+    proc = run_operator(sa_kubeconfig, *args, env=pod_env, count=2, timeout=60)
     try:
         env = OperatorEnv(
             proc=proc,
@@ -321,7 +320,8 @@ def running_operator(
 @contextlib.contextmanager
 def standby_replica(env: OperatorEnv, workdir: Path) -> Iterator[Proc]:
     """A second replica of ``env``'s operator, as the chart's next pod with a lower peering
-    priority: kopf pauses its handlers, its own watch, delivery and stats intake run."""
+    priority (and the StatefulSet's next pod name): kopf pauses its handlers, its own watch,
+    delivery and stats intake run."""
     replace = {
         "--policy-listen": f"127.0.0.1:{free_port()}",
         "--metrics-listen": "127.0.0.1:0",
@@ -330,14 +330,14 @@ def standby_replica(env: OperatorEnv, workdir: Path) -> Iterator[Proc]:
     }
     args = [f"{_flag(a)}={replace[_flag(a)]}" if _flag(a) in replace else a for a in env.args]
     assert "--priority=-1" in args, "the operator under test runs without peering"
-    proc = run_operator(
-        env.sa_kubeconfig, *args, env={"POD_NAMESPACE": RELEASE_NAMESPACE}, count=2, timeout=60
-    )
+    pod_env = {"POD_NAMESPACE": RELEASE_NAMESPACE, "POD_NAME": "llmcache-operator-1"}
+    proc = run_operator(env.sa_kubeconfig, *args, env=pod_env, count=2, timeout=60)
     try:
         yield proc
     finally:
         proc.stop()
-        (workdir / "standby.log").write_text(proc.output())
+        with (workdir / "standby.log").open("a") as log:  # a test may restart it
+            log.write(proc.output())
 
 
 def delete_and_wait(env: OperatorEnv, namespace: str, name: str, timeout: float = 30) -> None:

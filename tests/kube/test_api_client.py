@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from llmcache.operator.cluster import Cluster, InCluster
+from llmcache.operator.ledger import parse_counters
 from llmcache.operator.publish import publish
 from llmcache.operator.store import PolicyStore, StatsStore
 from llmcache.operator.watcher import PolicyWatcher
@@ -162,11 +163,13 @@ async def test_a_pods_rotated_token_is_loaded_again_after_a_401(
             assert watcher.lists == 1  # the watch went on from where it was
 
             stats = StatsStore()
-            stats.record(NS, "rotated", "app-1", {"requests": 3, "hits": 1})
-            await publish(status_cluster, stats)  # logs and drops what it cannot write
+            to = parse_counters({"requests": 3, "hits": 1})
+            written = stats.record(NS, "rotated", "app-1", "i1", parse_counters({}), to)
+            await publish(status_cluster, stats, "r0")  # logs and drops what it cannot write
             assert status_cluster.reloads == 1  # the 401, then the file read again
+            assert written.result() is True
             status = (kube.get(GROUP_VERSION, KIND, "rotated", NS) or {}).get("status") or {}
-            assert status["sidecars"]["app-1"]["requests"] == 3
+            assert status["ledger"]["replicas"]["r0"]["requests"] == 3
     finally:
         await watcher_cluster.close()
         await status_cluster.close()
@@ -197,13 +200,15 @@ def test_the_operator_keeps_working_after_its_token_is_rotated_and_revoked(
         )
 
         def pushed_and_counted() -> Obj | None:
-            body = {"pod": "app-1", "stats": {"requests": 4, "hits": 2}}
+            # sent again until counted: the operator counts this instance's report once
+            to = {"requests": 4, "hits": 2}
+            body = {"pod": "app-1", "instance": "i1", "from": None, "to": to}
             request = urllib.request.Request(
                 f"{env.delivery_url}/v1/stats/{NS}/kept", data=json.dumps(body).encode(),
                 headers={"content-type": "application/json"}, method="POST",
             )  # fmt: skip
-            with urllib.request.urlopen(request, timeout=10):
-                pass
+            with contextlib.suppress(urllib.error.HTTPError):  # 503: not written, resend
+                urllib.request.urlopen(request, timeout=10).close()
             status = (env.policy(NS, "kept") or {}).get("status") or {}
             return status if status.get("requests") == 4 else None
 

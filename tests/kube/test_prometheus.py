@@ -123,6 +123,7 @@ def policies(upstream: Proc, embedder: Proc, redis_url: str) -> dict[str, dict[s
             "exact": {"l1MaxEntries": 8},
             "cacheability": {"maxTemperature": 1.0},
             "semantic": semantic,
+            "budget": {"amountUsd": 1000.0},  # llmcache_budget_remaining_usd; never burnt
         },
         "trial": {**base, "semantic": {**semantic, "shadow": True}},
         "offline": {
@@ -394,7 +395,7 @@ def test_alert_rules_evaluate_on_real_series_and_none_fires_on_this_install(
     observed: Observed,
 ) -> None:
     rules = {r["name"]: r for r in observed.prom.rules()}
-    assert len(rules) == 7
+    assert len(rules) == 8
     assert all(r["health"] == "ok" and not r.get("lastError") for r in rules.values()), rules
     # trial-a's Redis is a closed port: the operator marks policy trial Degraded while its
     # sidecar reports new faults, and the alert would wait 15 minutes before firing.
@@ -409,7 +410,8 @@ def test_alert_rules_evaluate_on_real_series_and_none_fires_on_this_install(
             assert during, "the Degraded policy never showed in the alert's expression"
         else:
             # Silent by design here: a steady hit rate, fault rates under the thresholds over
-            # the rules' windows, no rejected policy, no webhook error, the operator up.
+            # the rules' windows, no rejected policy, no webhook error, the operator up, a
+            # budget far from spent.
             assert not during, (name, during)
         for selector in selectors(rule["query"]):
             found = observed.prom.query(selector, observed.end)
