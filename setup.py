@@ -26,4 +26,8 @@ def _packages() -> list[str]:
     return found
 
 
-setup(package_dir=ROOTS, packages=_packages(), package_data={"llmcache": ["py.typed"]})
+setup(
+    package_dir=ROOTS,
+    packages=_packages(),
+    package_data={"llmcache": ["py.typed"], "llmcache.sidecar.semantic": ["data/*.tsv"]},
+)

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from llmcache.bench.semantic.pairs import labelled, shared_swaps, swapped
+from llmcache.bench.semantic.pairs import labelled, shared_swaps, splits, swapped
 from llmcache.sidecar.semantic import guards
 from llmcache.sidecar.semantic.canonical import render
 from llmcache.sidecar.semantic.index import Record, VectorIndex
@@ -89,6 +89,7 @@ def test_guards_let_paraphrases_through(a: str, b: str) -> None:
         # Code: one operator changes the snippet.
         ("What does `x += 1` do?", "What does `x -= 1` do?", "code"),
         ("Why is a && b slow?", "Why is a || b slow?", "code"),
+        ("What is 7 - 2 in binary?", "What is 7 + 2 in binary?", "code"),
         # "X in a Y" after "how many" is a ratio: its terms keep their sides.
         ("How many miles are in a kilometer?", "How many kilometers are in a mile?", "order"),
         # Ordinals are numbers: still a different one.
@@ -145,6 +146,11 @@ def test_verifier_lets_rewordings_through(a: str, b: str) -> None:
         ("My tests pass locally but fail on CI.", "My tests fail locally but pass on CI.",
          "order"),
         ("Convert to Celsius from Fahrenheit.", "Convert from Celsius to Fahrenheit.", "order"),
+        # heldout3: the article changes with the swapped terms ("an English" / "a French").
+        ("What should an Italian cook know about a Spanish kitchen?",
+         "What should a Spanish cook know about an Italian kitchen?", "order"),
+        # heldout5: the number changes with the swapped terms ("cats ... dog" / "dogs ... cat").
+        ("Can horses eat cow feed?", "Can cows eat horse feed?", "order"),
         # "turn off" reads as "disable": a negating verb is a content word, not skipped.
         ("How do I turn on notifications on Android?",
          "How do I turn off notifications on Android?", "substitution"),
@@ -189,6 +195,9 @@ def test_verifier_stops_role_swaps_and_content_verbs(a: str, b: str, guard: str)
         ("OK so, what is a closure in JavaScript?", "What is a closure in JavaScript?"),
         ("Sorry to bother you, but how do I boil rice?", "How do I boil rice?"),
         ("How do I sort a list in Go? Any help is appreciated.", "How do I sort a list in Go?"),
+        # A dash between words is prose, not an operator (heldout3's "Just curious - why ...").
+        ("Just wondering - how do magnets work?", "How do magnets work?"),
+        ("Quick one \u2014 how do magnets work?", "How do magnets work?"),
         ("Our users were billed twice. They are upset. Write an apology.",
          "Write an apology: our users were billed twice and are upset."),
         # Number words and multiples, number-unit compounds; general synonyms; CV/resume.
@@ -238,7 +247,9 @@ def test_held_out_split_shares_no_swapped_words_with_tuning() -> None:
     assert not tuning & {(a, b) for a, b, _, _ in labelled("heldout")}
 
 
-@pytest.mark.parametrize(("split", "size"), [("heldout2", 200), ("heldout3", 150)])
+@pytest.mark.parametrize(
+    ("split", "size"), [("heldout2", 200), ("heldout3", 150), ("heldout4", 200), ("heldout5", 200)]
+)
 def test_blind_held_out_split_shares_no_pair_or_word_swap_with_the_others(
     split: str, size: int
 ) -> None:
@@ -247,8 +258,7 @@ def test_blind_held_out_split_shares_no_pair_or_word_swap_with_the_others(
     numbers."""
     blind = labelled(split)
     assert len(blind) >= size
-    others = ("tuning", "heldout", "heldout2", "heldout3")
-    seen = [p for other in others if other != split for p in labelled(other)]
+    seen = [p for other in splits() if other != split for p in labelled(other)]
     pairs = {(a, b) for a, b, _, _ in seen} | {(b, a) for a, b, _, _ in seen}
     assert not pairs & {(a, b) for a, b, _, _ in blind}
     seen_swaps = {s for a, b, _, _ in seen if (s := swapped(a, b)) is not None}
@@ -269,6 +279,10 @@ def test_every_labelled_prompt_passes_against_itself() -> None:
     assert [t for t in texts if guards.first_failure(t, t)] == []
     assert guards.entities("Set an alarm for 7pm, then call Anna.") == {"7pm", "anna"}
     assert guards.entities("Outline the causes. Paris hotels?") == {"paris"}
+    # A sentence without a word (heldout4's writer found it: the guards raised ValueError,
+    # and the sidecar served the request as a miss, counted as a lookup error).
+    for text in ("Fix this. `;;`", "What is wrong here? --> <--", "Why? !!!"):
+        assert guards.first_failure(text, text) is None
 
 
 def msg(text: str, system: str = "S", history: list[dict[str, str]] | None = None) -> dict:

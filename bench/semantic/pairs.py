@@ -713,9 +713,7 @@ GROUPS: dict[str, tuple[list[tuple[str, str]], bool]] = {
 }
 
 
-HELDOUT = Path(__file__).parent / "data" / "heldout.jsonl"
-HELDOUT2 = Path(__file__).parent / "data" / "heldout2.jsonl"
-HELDOUT3 = Path(__file__).parent / "data" / "heldout3.jsonl"
+DATA = Path(__file__).parent / "data"
 Pair = tuple[str, str, bool, str]
 
 
@@ -725,18 +723,24 @@ def labelled(split: str = "tuning") -> list[Pair]:
     ``tuning``: the hand-written pairs above plus the template pairs of ``generated``; the
     guards were developed on these. ``heldout``: ``data/heldout.jsonl``, hand-written before
     the verifier in other frames and vocabulary, never used for tuning (only its totals were
-    read). ``heldout2``, ``heldout3``: ``data/heldout2.jsonl``, ``data/heldout3.jsonl``,
-    each written blind after the verifier (see ``data/README.md``). ``all``: every split."""
+    read). ``heldout2``, ``heldout3``, …: ``data/heldout<N>.jsonl``, each written blind after
+    the verifier (see ``data/README.md``). ``all``: every split."""
     if split == "all":
-        return [p for s in ("tuning", "heldout", "heldout2", "heldout3") for p in labelled(s)]
-    if split in ("heldout", "heldout2", "heldout3"):
-        path = {"heldout": HELDOUT, "heldout2": HELDOUT2, "heldout3": HELDOUT3}[split]
+        return [p for s in splits() for p in labelled(s)]
+    if split != "tuning":
+        path = DATA / f"{split}.jsonl"
+        if split not in splits():
+            raise ValueError(f"unknown split {split!r} ({', '.join(splits())}, all)")
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         return [(r["a"], r["b"], bool(r["same"]), r["group"]) for r in rows]
-    if split != "tuning":
-        raise ValueError(f"unknown split {split!r} (tuning, heldout, heldout2, heldout3, all)")
     own = [(a, b, same, g) for g, (pairs, same) in GROUPS.items() for a, b in pairs]
     return own + HAND + generated.pairs()
+
+
+def splits() -> list[str]:
+    """``tuning``, then every held-out file of ``data/`` in the order they were written."""
+    held = sorted(DATA.glob("heldout*.jsonl"), key=lambda p: (len(p.stem), p.stem))
+    return ["tuning", *(p.stem for p in held)]
 
 
 def swapped(a: str, b: str) -> tuple[str, ...] | None:

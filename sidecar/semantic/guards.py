@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
+from . import lexicon
 from .stem import stem
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#.'_-]*[A-Za-z0-9+#]|[A-Za-z]")
@@ -269,7 +270,7 @@ def _content(text: str) -> list[str]:
     for sentence in re.split(r"(?<=[.?!])\s+", text):
         words = _tokens(sentence)
         ratio = re.search(r"\bhow (?:many|much)\b", sentence, re.IGNORECASE) is not None
-        for w, after in zip(words, [*words[1:], ""], strict=True):
+        for w, after in zip(words, [*words[1:], ""], strict=False):  # "" after the last
             lower = w.lower()
             if lower in _DIRECTIONAL or (ratio and lower == "in" and after.lower() in _RATIO):
                 out.append("\0" + lower)  # a marker, kept in place
@@ -318,10 +319,13 @@ _SYMMETRIC = _COORDINATORS | {"the", "a", "an"}  # "the sun or the moon"
 
 
 def _order_tokens(text: str) -> list[str]:
-    """Lower-case words and numbers, "\0." after each sentence."""
+    """Word stems and numbers, "\0." after each sentence. Stems and "an" read as "a",
+    because a word's form follows its place: "cats eat dog food" / "dogs eat cat food",
+    "for an English speaker" / "for a French speaker"."""
     out = []
     for w, end in _flat(text):
-        out.append(w.lower().replace("\u2019", "'"))
+        lower = w.lower().replace("\u2019", "'")
+        out.append("a" if lower == "an" else stem(lower))
         if end:
             out.append("\0.")
     return out
@@ -393,9 +397,11 @@ _SENTENCE_PUNCT = ".,?!;:\"'()`\u2019\u201c\u201d"
 
 def _symbols(text: str) -> Counter[str]:
     """Code in the text: backquoted spans verbatim (whitespace folded), and outside them the
-    runs of operator characters (``+=``, ``&&``, ``->``, ``--hard``'s dashes)."""
+    runs of operator characters (``+=``, ``&&``, ``->``, ``--hard``'s dashes). A dash between
+    spaces, and an en or em dash, is prose ("Just curious - why do cats purr?")."""
     spans = [" ".join(m.group(1).split()) for m in _CODE_SPAN.finditer(text)]
     rest = re.sub(r"(?<=\w)-(?=\w)", " ", _CODE_SPAN.sub(" ", text))
+    rest = re.sub(r"(?:(?<=\s)--?(?=\s)|[\u2013\u2014])", " ", rest)
     runs = (r.strip(_SENTENCE_PUNCT) for r in re.findall(r"[^\w\s]+", rest))
     return Counter(["`" + s for s in spans] + [r for r in runs if r])
 
@@ -495,6 +501,11 @@ _PHRASES = [
 # added or dropped words narrow or change the question ("GDP" vs "GDP growth rate").
 MAX_INSERTED = 1
 _SYNONYMS = {w: group[0] for group in _SYNONYM_GROUPS for w in group}
+# Every inflection of a group's word ("applications" / "apps"), but not of a word that can
+# flip a question: "securely" is not "safe".
+_SYNONYM_STEMS = {
+    stem(w): stem(group[0]) for group in _SYNONYM_GROUPS for w in group if group[0] not in _CHARGED
+}
 _WORD_OR_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#.'_\u2019-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
 _ALIASES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(p), canonical)
@@ -532,7 +543,7 @@ _COURTESY_START = re.compile(
     rf"|{_THANKS}\s*[,!.:;]+"
     r"|(?:ok|okay|(?-i:so|So)|honestly|basically|actually|anyway|um|uh)\b[,:!.]?"
     r"|(?:well|right|alright|sorry|please)\s*[,!.:;]+"
-    r"|(?:a )?quick (?:question|one)(?: for you)?\s*[:,!.-]+"
+    r"|(?:a )?quick (?:question|one)(?: for you)?\s*[:,!.\u2013\u2014-]+"
     r"|sorry to (?:bother|trouble) you,?(?: but)?"
     r"|if you (?:don't|do not) mind,?"
     r"|i (?:need|could use) (?:some |a little )?help\s*[.!:]+)\s*",
@@ -620,7 +631,11 @@ def _content_bag(text: str) -> tuple[Counter[str], set[str], set[str]]:
     lowers = [_SYNONYMS.get(x, x) for x in (w.lower().replace("\u2019", "'") for w, _ in flat)]
     content_verbs = _unframed(lowers, [end for _, end in flat])
     start = opened = True
+    particle = -1  # the position of a particle read with its verb ("speed up")
     for i, ((w, end), lower) in enumerate(zip(flat, lowers, strict=True)):
+        if i == particle:
+            start = end
+            continue
         if lower in _QUESTION_WORDS:
             asks.add(lower)
         framing = i not in content_verbs
@@ -643,8 +658,10 @@ def _content_bag(text: str) -> tuple[Counter[str], set[str], set[str]]:
         ):
             start = end
             continue
-        key = stem(lower)
-        bag[_SYNONYMS.get(key, key)] += 1
+        nxt = lowers[i + 1] if i + 1 < len(lowers) and not end else ""
+        key = lexicon.phrasal(lower, nxt) or stem(lower)
+        particle = i + 1 if "_" in key else particle
+        bag[_SYNONYM_STEMS.get(key, key)] += 1
         if w[0].isupper() and not start:
             capitals.add(key)
         start = end
@@ -679,11 +696,26 @@ def substitution_agrees(a: str, b: str) -> bool:
         return False
     only_a = _joined(bag_a - bag_b, bag_b)
     only_b = _joined(bag_b - bag_a, bag_a)
+    _pair_synonyms(only_a, only_b, _CHARGED_STEMS | caps_a | caps_b)
     if (only_a and only_b) or sum((only_a + only_b).values()) > MAX_INSERTED:
         return False
     if (only_a or only_b) and _replaces_or_choice(a, b, set(only_a + only_b)):
         return False
     return not any(w in _CHARGED_STEMS or w in caps_a | caps_b for w in only_a + only_b)
+
+
+def _pair_synonyms(only_a: Counter[str], only_b: Counter[str], fixed: set[str]) -> None:
+    """Drop from both sides each word of one that the other has as a synonym (WordNet's,
+    ``lexicon``): a paraphrase may use another word for the same thing. Names and words
+    that flip or narrow a question (``fixed``) never pair."""
+    for x in list(only_a):
+        for y in list(only_b):
+            if only_a[x] and only_b[y] and not {x, y} & fixed and lexicon.synonymous(x, y):
+                only_a[x] -= 1
+                only_b[y] -= 1
+    for side in (only_a, only_b):
+        for word in [w for w, n in side.items() if n <= 0]:
+            del side[word]
 
 
 _CHARGED_STEMS = {stem(w) for w in _CHARGED | _NEGATING_VERBS}
