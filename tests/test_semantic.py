@@ -90,6 +90,9 @@ def test_guards_let_paraphrases_through(a: str, b: str) -> None:
         ("What does `x += 1` do?", "What does `x -= 1` do?", "code"),
         ("Why is a && b slow?", "Why is a || b slow?", "code"),
         ("What is 7 - 2 in binary?", "What is 7 + 2 in binary?", "code"),
+        ("How do I write unit tests for this function?",
+         "How do I run unit tests for this function?", "substitution"),
+        ("How do I get rid of a cold?", "How do I catch a cold?", "substitution"),
         # "X in a Y" after "how many" is a ratio: its terms keep their sides.
         ("How many miles are in a kilometer?", "How many kilometers are in a mile?", "order"),
         # Ordinals are numbers: still a different one.
@@ -197,6 +200,18 @@ def test_verifier_stops_role_swaps_and_content_verbs(a: str, b: str, guard: str)
         ("How do I sort a list in Go? Any help is appreciated.", "How do I sort a list in Go?"),
         # A dash between words is prose, not an operator (heldout3's "Just curious - why ...").
         ("Just wondering - how do magnets work?", "How do magnets work?"),
+        ("Dear assistant, list three uses of baking soda. Many thanks.",
+         "List three uses of baking soda."),
+        # Synonyms whose misses recur across heldout2, heldout3 and heldout5.
+        ("What's the difference between TCP and UDP?",
+         "What's the distinction between TCP and UDP?"),
+        ("What does this snippet print? `print(2 ** 3)`",
+         "What is the output of this snippet? `print(2 ** 3)`"),
+        ("Draft a reply to a customer asking for a refund.",
+         "Write a reply to a customer asking for a refund."),
+        ("How do I kill a zombie process?", "How do I terminate a zombie process?"),
+        ("How do I get rid of duplicate rows in pandas?",
+         "How do I remove duplicate rows in pandas?"),
         ("Quick one \u2014 how do magnets work?", "How do magnets work?"),
         ("Our users were billed twice. They are upset. Write an apology.",
          "Write an apology: our users were billed twice and are upset."),
