@@ -268,7 +268,7 @@ def test_held_out_split_shares_no_swapped_words_with_tuning() -> None:
 def test_blind_held_out_split_shares_no_pair_or_word_swap_with_the_others(
     split: str, size: int
 ) -> None:
-    """``heldout2`` and ``heldout3`` were written blind (data/README.md): no pair of one, in
+    """``heldout2`` to ``heldout5`` were written blind (data/README.md): no pair of one, in
     either order, is in another split, and a one-word swap it shares with them only swaps
     numbers."""
     blind = labelled(split)

@@ -38,12 +38,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from llmcache.sidecar.semantic.lexicon import PARTICLES
+
 MAIN_SHARE = 0.15
 MIN_TAGGED = 10
 MIN_COSINE = 0.6
-PARTICLES = ("up", "down", "out", "off", "over", "away", "back")
 _FILES = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
-_WORD = re.compile(r"^[a-z]{3,}$|^[a-z]{3,}_(?:" + "|".join(PARTICLES) + ")$")
+_WORD = re.compile(r"^[a-z]{3,}$|^[a-z]{3,}_(?:" + "|".join(sorted(PARTICLES)) + ")$")
 
 Synset = tuple[str, str]  # (part of speech, offset)
 

@@ -636,7 +636,7 @@ def _content_bag(text: str) -> tuple[Counter[str], set[str], set[str]]:
     lowers = [_SYNONYMS.get(x, x) for x in (w.lower().replace("\u2019", "'") for w, _ in flat)]
     content_verbs = _unframed(lowers, [end for _, end in flat])
     start = opened = True
-    particle = -1  # the position of a particle read with its verb ("speed up")
+    particle = -1  # the position of a particle read with its verb ("cut down")
     for i, ((w, end), lower) in enumerate(zip(flat, lowers, strict=True)):
         if i == particle:
             start = end

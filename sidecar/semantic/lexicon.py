@@ -1,11 +1,10 @@
 """Synonyms the substitution guard accepts: ``data/synonyms.tsv``, built from WordNet and the
 embedding model by ``bench/semantic/lexicon.py`` (its docstring has the rules).
 
-A word list written by hand grows one miss at a time and never covers the next user's
-wording; WordNet covers common English, and the build keeps only pairs whose first senses
-agree. Words are compared as stems, so every inflection of a pair matches (``apps`` /
-``applications``, ``halted`` / ``stopping``); a verb and its particle count as one word
-(``speed up`` / ``accelerate``)."""
+A word list written by hand grows one miss at a time; WordNet covers common English, and
+the build keeps only pairs that are synonyms in the main sense of both words. Words are
+compared as stems, so every inflection of a pair matches (``purchases`` / ``buying``); a
+verb and its particle count as one word (``cut down`` / ``trim down``)."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ PARTICLES = frozenset({"up", "down", "out", "off", "over", "away", "back"})
 
 
 def key(word: str) -> str:
-    """How a table word is compared: its stem, with its particle (``speed_up``)."""
+    """How a table word is compared: its stem, with its particle (``cut_down``)."""
     verb, _, particle = word.partition("_")
     return stem(verb) + ("_" + particle if particle else "")
 
@@ -43,6 +42,6 @@ def synonymous(x: str, y: str) -> bool:
 
 
 def phrasal(verb: str, particle: str) -> str | None:
-    """The key of ``verb particle`` when the table knows it as one word ("speed up")."""
+    """The key of ``verb particle`` when the table knows it as one word ("cut down")."""
     joined = f"{stem(verb)}_{particle}"
     return joined if particle in PARTICLES and joined in _table()[1] else None
