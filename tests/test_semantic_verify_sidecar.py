@@ -35,3 +35,23 @@ def test_swapped_word_misses_and_reworded_question_below_095_hits(
     assert 0.85 <= float(headers["x-llmcache-similarity"]) < 0.95
     assert second.content[0].text == first.content[0].text
     assert sim_count(upstream) == before + 3
+
+
+def test_wordnet_synonym_hits_and_its_rare_sense_sibling_misses(
+    sidecar: SidecarFactory, redis_server: RedisServer, upstream: Proc
+) -> None:
+    """The WordNet table through a real sidecar: "attorney" for "lawyer" is served the
+    stored answer; "steal" for "buy" (WordNet synonyms only in a rare sense, "a bargain",
+    so not in the table; cosine 0.896) reaches the upstream, counted as a veto."""
+    proc = start(sidecar, redis_server)
+    client = claude(proc)
+    before = sim_count(upstream)
+    _, first = ask(client, "Do I need a lawyer to write a will?")
+    headers, second = ask(client, "Do I need an attorney to write a will?")
+    assert (headers["x-llmcache"], headers["x-llmcache-layer"]) == ("hit", "semantic")
+    assert second.content[0].text == first.content[0].text
+    assert ask(client, "Where can I buy cheap concert tickets?")[0]["x-llmcache"] == "miss"
+    headers, _ = ask(client, "Where can I steal cheap concert tickets?")
+    assert headers["x-llmcache"] == "miss"
+    assert metric(proc, "llmcache_semantic_rejections_total", 'guard="substitution"') == 1
+    assert sim_count(upstream) == before + 3
