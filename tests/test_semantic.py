@@ -416,3 +416,20 @@ def test_bench_reports_each_split_with_its_false_hits() -> None:
     assert (verified["tp"], verified["fp"], verified["fn"]) == (1, 1, 0)
     assert [f["group"] for f in q["false_hits"]] == ["o"]
     assert q["vetoes_by_first_guard"]["substitution"] == 1
+
+
+def test_embedder_comparison_scores_separation_and_the_safe_threshold() -> None:
+    """The other-embedders benchmark (``bench/semantic/models.py``): AUC is the chance that a
+    paraphrase outscores a hard negative, and the guarded threshold is the lowest that
+    serves no wrong answer (cosines made up, no model)."""
+    from llmcache.bench.semantic.models import auc, lowest_safe, separation
+
+    assert auc(np.array([0.9, 0.8]), np.array([0.7, 0.6])) == 1.0
+    assert auc(np.array([0.6]), np.array([0.7, 0.6])) == 0.25  # one below, one tie
+    cos = np.array([0.95, 0.86, 0.90, 0.74])
+    gold = np.array([True, True, False, False])
+    passes = np.array([True, True, True, False])  # a guard vetoes the 0.74 negative
+    assert lowest_safe(cos, gold, passes) == 0.92  # the 0.90 negative passes the guards
+    row = separation(cos, gold, passes, 0.92)
+    assert row["guards"] == {"threshold": 0.92, "recall": 0.5, "wrong": 0}
+    assert row["recall_zero_wrong_cosine"] == 0.5
