@@ -170,6 +170,10 @@ def test_verifier_lets_rewordings_through(a: str, b: str) -> None:
         ("Hi! Is it easy to learn Rust? Thanks!", "Is it hard to learn Rust?", "substitution"),
         ("Run the backup twice a day.", "Run the backup three times a day.", "numbers"),
         ("Plan a 3-day trip to Rome.", "Plan a 4-day trip to Rome.", "numbers"),
+        # A compound pairs only with its own parts.
+        ("How do I sort a dataframe by date?", "How do I sort a data table by date?",
+         "substitution"),
+        ("Plan a week-long trip to Rome.", "Plan a week-end trip to Rome.", "substitution"),
     ],
 )  # fmt: skip
 def test_verifier_stops_role_swaps_and_content_verbs(a: str, b: str, guard: str) -> None:
@@ -225,6 +229,11 @@ def test_verifier_stops_role_swaps_and_content_verbs(a: str, b: str, guard: str)
         ("What is an easy way to learn chess?", "What is a simple way to learn chess?"),
         ("How do I write a CV for a first job?",
          "How do I write a r\u00e9sum\u00e9 for a first job?"),
+        # One word written as two, hyphenated, or as a verb and its particle.
+        ("How do I sort a data frame by date?", "How do I sort a dataframe by date?"),
+        ("My two-year-old daughter won't sleep.", "My daughter is two years old and won't sleep."),
+        ("Plan a week-long trip to Rome.", "Plan a long trip to Rome for a week."),
+        ("How do I back up my phone?", "How do I make a backup of my phone?"),
     ],
 )  # fmt: skip
 def test_verifier_lets_moved_phrases_courtesy_and_synonyms_through(a: str, b: str) -> None:

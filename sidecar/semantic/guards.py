@@ -673,15 +673,31 @@ def _content_bag(text: str) -> tuple[Counter[str], set[str], set[str]]:
     return bag, capitals, asks
 
 
-def _joined(words: Counter[str], other: Counter[str]) -> Counter[str]:
-    """``words`` less those spelled as two words in ``other`` ("dataframe"/"data frame")."""
-    left = Counter(words)
-    keys = list(other)
-    for x in keys:
-        for y in keys:
-            if x != y and x + y in left:
-                left[x + y] -= 1
-    return +left
+def _fold_compounds(only_a: Counter[str], only_b: Counter[str]) -> None:
+    """Drop a compound of one side together with its parts on the other: one word spelled
+    as two ("dataframe"/"data frame"), hyphenated ("two-year-old"/"two years old") or as a
+    verb and its particle ("setup"/"set up"). The bags hold stems, so a compound is also
+    found by the stem of its joined parts ("datafram" = stem("data" + "frame"))."""
+    for one, two in ((only_a, only_b), (only_b, only_a)):
+        for phrasal in [w for w in two if "_" in w]:  # "set up" / "setup", "log in" / "login"
+            closed = stem(phrasal.replace("_", ""))
+            if one[closed] and two[phrasal]:
+                one[closed] -= 1
+                two[phrasal] -= 1
+        for x in list(two):
+            for y in list(two):
+                if x == y or not (two[x] and two[y]):
+                    continue
+                for joined in (x + y, f"{x}-{y}"):
+                    compound = joined if one[joined] else stem(joined)
+                    if one[compound]:
+                        one[compound] -= 1
+                        two[x] -= 1
+                        two[y] -= 1
+                        break
+    for side in (only_a, only_b):
+        for word in [w for w, n in side.items() if n <= 0]:
+            del side[word]
 
 
 def substitution_agrees(a: str, b: str) -> bool:
@@ -699,8 +715,8 @@ def substitution_agrees(a: str, b: str) -> bool:
     bag_b, caps_b, asks_b = _content_bag(b)
     if asks_a and asks_b and asks_a != asks_b:
         return False
-    only_a = _joined(bag_a - bag_b, bag_b)
-    only_b = _joined(bag_b - bag_a, bag_a)
+    only_a, only_b = bag_a - bag_b, bag_b - bag_a
+    _fold_compounds(only_a, only_b)
     _pair_synonyms(only_a, only_b, _CHARGED_STEMS | caps_a | caps_b)
     if (only_a and only_b) or sum((only_a + only_b).values()) > MAX_INSERTED:
         return False
