@@ -174,6 +174,7 @@ def test_verifier_lets_rewordings_through(a: str, b: str) -> None:
         ("How do I sort a dataframe by date?", "How do I sort a data table by date?",
          "substitution"),
         ("Plan a week-long trip to Rome.", "Plan a week-end trip to Rome.", "substitution"),
+        ("Why does my build run slowly?", "Why is my build fast to run?", "substitution"),
     ],
 )  # fmt: skip
 def test_verifier_stops_role_swaps_and_content_verbs(a: str, b: str, guard: str) -> None:
@@ -229,11 +230,14 @@ def test_verifier_stops_role_swaps_and_content_verbs(a: str, b: str, guard: str)
         ("What is an easy way to learn chess?", "What is a simple way to learn chess?"),
         ("How do I write a CV for a first job?",
          "How do I write a r\u00e9sum\u00e9 for a first job?"),
-        # One word written as two, hyphenated, or as a verb and its particle.
+        # One word written as two, hyphenated, as a verb and its particle, or as an adverb.
         ("How do I sort a data frame by date?", "How do I sort a dataframe by date?"),
         ("My two-year-old daughter won't sleep.", "My daughter is two years old and won't sleep."),
         ("Plan a week-long trip to Rome.", "Plan a long trip to Rome for a week."),
         ("How do I back up my phone?", "How do I make a backup of my phone?"),
+        ("Why does my build run slowly?", "Why is my build slow to run?"),
+        ("I deleted a branch by accident. Can I get it back?",
+         "I accidentally deleted a branch. Can I get it back?"),
     ],
 )  # fmt: skip
 def test_verifier_lets_moved_phrases_courtesy_and_synonyms_through(a: str, b: str) -> None:

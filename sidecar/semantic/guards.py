@@ -673,17 +673,23 @@ def _content_bag(text: str) -> tuple[Counter[str], set[str], set[str]]:
     return bag, capitals, asks
 
 
-def _fold_compounds(only_a: Counter[str], only_b: Counter[str]) -> None:
-    """Drop a compound of one side together with its parts on the other: one word spelled
-    as two ("dataframe"/"data frame"), hyphenated ("two-year-old"/"two years old") or as a
-    verb and its particle ("setup"/"set up"). The bags hold stems, so a compound is also
-    found by the stem of its joined parts ("datafram" = stem("data" + "frame"))."""
+def _fold_word_forms(only_a: Counter[str], only_b: Counter[str]) -> None:
+    """Drop a word of one side together with the same word written otherwise on the other:
+    spelled as two ("dataframe"/"data frame"), hyphenated ("two-year-old"/"two years old"),
+    as a verb and its particle ("setup"/"set up"), or as an adverb ("slowly"/"slow"). The
+    bags hold stems, so a compound is also found by the stem of its joined parts
+    ("datafram" = stem("data" + "frame"))."""
     for one, two in ((only_a, only_b), (only_b, only_a)):
         for phrasal in [w for w in two if "_" in w]:  # "set up" / "setup", "log in" / "login"
             closed = stem(phrasal.replace("_", ""))
             if one[closed] and two[phrasal]:
                 one[closed] -= 1
                 two[phrasal] -= 1
+        for x in list(two):  # "slowly" / "slow", "accidentally" / "by accident"
+            for y in list(one):
+                if two[x] and one[y] and _one_word(x, y):
+                    two[x] -= 1
+                    one[y] -= 1
         for x in list(two):
             for y in list(two):
                 if x == y or not (two[x] and two[y]):
@@ -698,6 +704,14 @@ def _fold_compounds(only_a: Counter[str], only_b: Counter[str]) -> None:
     for side in (only_a, only_b):
         for word in [w for w, n in side.items() if n <= 0]:
             del side[word]
+
+
+def _one_word(x: str, y: str) -> bool:
+    """Two stems of one word: an adverb and its adjective ("slowli" / "slow"), or a stem that
+    stems further ("accident", of "accidentally", / "accid", of "accident")."""
+    return (x.endswith("li") and len(x) >= 6 and stem(x[:-2]) == y) or (
+        len(x) > len(y) and stem(x) == y
+    )
 
 
 def substitution_agrees(a: str, b: str) -> bool:
@@ -716,7 +730,7 @@ def substitution_agrees(a: str, b: str) -> bool:
     if asks_a and asks_b and asks_a != asks_b:
         return False
     only_a, only_b = bag_a - bag_b, bag_b - bag_a
-    _fold_compounds(only_a, only_b)
+    _fold_word_forms(only_a, only_b)
     _pair_synonyms(only_a, only_b, _CHARGED_STEMS | caps_a | caps_b)
     if (only_a and only_b) or sum((only_a + only_b).values()) > MAX_INSERTED:
         return False
