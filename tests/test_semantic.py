@@ -170,7 +170,7 @@ def test_verifier_lets_rewordings_through(a: str, b: str) -> None:
         ("Hi! Is it easy to learn Rust? Thanks!", "Is it hard to learn Rust?", "substitution"),
         ("Run the backup twice a day.", "Run the backup three times a day.", "numbers"),
         ("Plan a 3-day trip to Rome.", "Plan a 4-day trip to Rome.", "numbers"),
-        # A compound pairs only with its own parts.
+        # A compound or an adverb pairs off only with its own other form.
         ("How do I sort a dataframe by date?", "How do I sort a data table by date?",
          "substitution"),
         ("Plan a week-long trip to Rome.", "Plan a week-end trip to Rome.", "substitution"),
