@@ -297,7 +297,8 @@ class SemanticLayer(_Model):
         gt=0.0,
         le=1.0,
         description="Cosine similarity a candidate needs; unset means the embedder model's "
-        "measured default (0.85 for all-MiniLM-L6-v2, 0.95 for models not measured).",
+        "measured default (0.85 for all-MiniLM-L6-v2, 0.90 for bge-small-en-v1.5, 0.95 for "
+        "models not measured).",
     )
     ttl_seconds: int = Field(default=86_400, ge=1, le=31 * 86_400)
     max_entries: int = Field(
