@@ -11,8 +11,8 @@ with mean pooling. Per split (``pairs.splits()``):
 - ``auc``: the chance that a paraphrase outscores a hard negative (cosine only);
 - ``recall_zero_wrong_cosine``: the recall of a cosine threshold just above every negative;
 - with the six guards, the recall at the lowest threshold of ``GRID`` that serves no wrong
-  answer on any split but the ``BLIND`` ones (chosen there, then read on those): what the
-  model's default threshold would be (``sidecar/semantic/thresholds.py``);
+  answer on any split but the ``BLIND`` ones (chosen there, then read on those): the floor
+  of the model's default threshold (``sidecar/semantic/thresholds.py``);
 
 and per model, the latency of one text at a time on one thread (a sidecar's lookup), the
 models taking turns on each text, and how close its vectors are to the default model's.
