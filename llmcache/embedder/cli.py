@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=_threads,
         default=os.environ.get(threads.ENV, str(threads.DEFAULT)),
-        help=f"BLAS/OpenMP threads of the model [{threads.ENV}]",
+        help=f"threads of the model (onnxruntime) and numpy's BLAS [{threads.ENV}]",
     )
 
 

@@ -8,18 +8,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import threads as thread_counts
 from .batching import Batcher, Observer
 from .minilm import MiniLM
 
-_MODEL: MiniLM | None = None
+_MODELS: dict[int, MiniLM] = {}
 
 
-def shared_model() -> MiniLM:
-    """One copy of the weights per process, however many layers or apps use it."""
-    global _MODEL
-    if _MODEL is None:
-        _MODEL = MiniLM()
-    return _MODEL
+def shared_model(threads: int | None = None) -> MiniLM:
+    """One model per process and thread count (``threads.model_threads()`` unless given),
+    however many layers or apps use it."""
+    n = threads or thread_counts.model_threads()
+    if n not in _MODELS:
+        _MODELS[n] = MiniLM(threads=n)
+    return _MODELS[n]
 
 
 class LocalEmbedder:
@@ -29,9 +31,11 @@ class LocalEmbedder:
         max_batch: int = 64,
         cache_size: int = 10_000,
         observe: Observer | None = None,
+        threads: int | None = None,
     ) -> None:
-        self._model = shared_model()
+        self._model = shared_model(threads)
         self.model = self._model.name
+        self.threads = self._model.threads
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self.batcher = Batcher(self._run, window_ms / 1000, max_batch, cache_size, observe)
 

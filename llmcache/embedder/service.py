@@ -8,7 +8,6 @@ from typing import Any
 
 from aiohttp import web
 
-from . import threads
 from .local import LocalEmbedder
 
 EMBEDDER = web.AppKey("embedder", LocalEmbedder)
@@ -66,5 +65,5 @@ async def _embeddings(request: web.Request) -> web.Response:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    model = request.app[EMBEDDER].model
-    return web.json_response({"status": "ok", "model": model, "threads": threads.current()})
+    embedder = request.app[EMBEDDER]
+    return web.json_response({"status": "ok", "model": embedder.model, "threads": embedder.threads})

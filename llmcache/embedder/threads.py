@@ -1,11 +1,13 @@
-"""How many BLAS/OpenMP threads the local embedding model may use.
+"""How many threads the local embedding model and numpy's BLAS may use.
 
 numpy's OpenBLAS starts one thread per core and spins them for every matrix product. Beside
 a busy application on two cores, two threads made one embedding take 250 to 340 ms (over the
 default 250 ms lookup deadline) where one thread took at most 29 ms, so the sidecar pins
-its BLAS to one thread by default (``--embed-threads``, ``LLMCACHE_EMBED_THREADS``).
+the model to one thread by default (``--embed-threads``, ``LLMCACHE_EMBED_THREADS``). The
+model runs on onnxruntime, which takes its count when it loads (``model_threads``); numpy's
+BLAS still scores the semantic index and gets the same count.
 
-Pinning works two ways: the ``*_NUM_THREADS`` variables, read once when the BLAS library
+Pinning BLAS works two ways: the ``*_NUM_THREADS`` variables, read once when the library
 loads (so ``llmcache.cli`` sets them before any command imports numpy), and threadpoolctl,
 which resizes the pools of libraries already loaded (the ``embed`` extra installs it).
 This module imports no numpy, so it can run first.
@@ -41,8 +43,14 @@ def configured(value: str | None = None) -> int:
     return n
 
 
+_pinned: int | None = None
+
+
 def pin_before_import(n: int) -> None:
-    """Set the BLAS/OpenMP thread variables (only a library loaded later reads them)."""
+    """Set the BLAS/OpenMP thread variables (only a library loaded later reads them) and the
+    count a model loaded later gets."""
+    global _pinned
+    _pinned = n
     for name in VARIABLES:
         os.environ[name] = str(n)
 
@@ -73,6 +81,16 @@ def limit(n: int) -> int:
         return found
     threadpool_limits(n)
     return current()
+
+
+def model_threads() -> int:
+    """The threads a model loaded now gets: the pinned count, else the configured one."""
+    if _pinned is not None:
+        return _pinned
+    try:
+        return configured()
+    except ValueError:
+        return DEFAULT
 
 
 def current() -> int:

@@ -142,8 +142,8 @@ def semantic_metrics(metrics: Metrics) -> SemanticMetrics:
         ),
         threads=Gauge(
             "llmcache_embedder_threads",
-            "BLAS/OpenMP threads this process's numpy may use (the in-process embedding "
-            "model's; --embed-threads).",
+            "Threads of this process's numpy BLAS and in-process embedding model "
+            "(--embed-threads).",
             registry=r,
         ),
     )
