@@ -139,7 +139,7 @@ def start_pods(op: OperatorEnv, upstream: Proc, embedder: Proc, redis_url: str) 
     for name, spec in policies(upstream, embedder, redis_url).items():
         op.kube.apply(policy(NS, name, spec))
     for name in ("docs", "trial", "offline"):
-        wait_for(lambda n=name: ready_at(op, NS, n, 1), timeout=30, what=f"policy {name} Ready")
+        wait_for(lambda n=name: ready_at(op, NS, n, 1), timeout=90, what=f"policy {name} Ready")
     wait_webhook_live(op, NS, "docs")
     layout = {"docs-a": "docs", "docs-b": "docs", "trial-a": "trial", "offline-a": "offline"}
     sidecars = {}
