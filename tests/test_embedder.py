@@ -24,16 +24,6 @@ def model():  # type: ignore[no-untyped-def]
     return MiniLM()
 
 
-def _ids(model, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
-    encodings = model.tokenizer.encode_batch(texts)
-    ids = np.zeros((len(texts), max(len(e.ids) for e in encodings)), dtype=np.int64)
-    mask = np.zeros(ids.shape, dtype=np.float32)
-    for i, e in enumerate(encodings):
-        ids[i, : len(e.ids)] = e.ids
-        mask[i, : len(e.ids)] = 1.0
-    return ids, mask
-
-
 def test_the_graph_computes_what_the_numpy_reference_does(model) -> None:  # type: ignore[no-untyped-def]
     """onnxruntime runs the graph ``minilm`` writes; the plain numpy pass it replaced says
     what the numbers must be: a short text padded beside a long one, and one cut at 256
@@ -41,7 +31,7 @@ def test_the_graph_computes_what_the_numpy_reference_does(model) -> None:  # typ
     from tests.minilm_reference import embed
 
     texts = [*TEXTS, "a long prompt " * 200]
-    ids, mask = _ids(model, texts)
+    ids, mask = model.tokens(texts)
     assert ids.shape[1] == 256 and mask[2].sum() < 10
     assert np.abs(model.embed(texts) - embed(ids, mask)).max() < 1e-5
 

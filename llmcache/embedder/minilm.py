@@ -102,6 +102,14 @@ class MiniLM:
         """One normalised row per text."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
+        ids, mask = self.tokens(texts)
+        (rows,) = self._session.run(
+            ["embedding"], {"input_ids": ids, "attention_mask": mask}, self._shrink
+        )
+        return np.asarray(rows, dtype=np.float32)
+
+    def tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids padded to the longest text (``[batch, length]``), and the 0/1 mask."""
         encodings = self.tokenizer.encode_batch(texts)
         longest = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(texts), longest), dtype=np.int64)
@@ -109,10 +117,7 @@ class MiniLM:
         for i, e in enumerate(encodings):
             ids[i, : len(e.ids)] = e.ids
             mask[i, : len(e.ids)] = 1.0
-        (rows,) = self._session.run(
-            ["embedding"], {"input_ids": ids, "attention_mask": mask}, self._shrink
-        )
-        return np.asarray(rows, dtype=np.float32)
+        return ids, mask
 
 
 def _graph(config: dict[str, Any], tensors: dict[str, np.ndarray]) -> tuple[Any, list[str]]:
